@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The one test command for regproxy.
+#
+# 1. Checks the system tools the tests drive (real clients and servers) and,
+#    when run as root, installs missing ones with apt-get; otherwise it stops
+#    and says what to install. Tests never skip a missing tool: they fail.
+# 2. Runs formatting, lints and every test; exits non-zero on any failure.
+#
+# Usage: ./scripts/test.sh [extra args for `cargo test`, e.g. a test name]
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+section() { printf '\n==> %s\n' "$*"; }
+
+# command name or absolute path -> Debian package that provides it
+TOOLS=(
+  "/usr/sbin/dockerd:docker.io"
+  "/usr/bin/docker:docker.io"       # docker.io's client, matching its daemon
+  "podman:podman"
+  "skopeo:skopeo"
+  "docker-registry:docker-registry" # CNCF Distribution, the reference registry
+  "slapd:slapd"
+  "ldapwhoami:ldap-utils"
+  "htpasswd:apache2-utils"
+  "/bin/busybox:busybox-static"     # static: it runs inside FROM scratch images
+  "ip:iproute2"
+  "tar:tar"
+  "curl:curl"
+)
+
+have() {
+  local tool=$1
+  if [[ $tool == /* ]]; then
+    [[ -x $tool ]]
+  else
+    PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1
+  fi
+}
+
+missing_packages() {
+  local entry tool pkg
+  local -A seen=()
+  for entry in "${TOOLS[@]}"; do
+    tool=${entry%%:*}
+    pkg=${entry#*:}
+    if ! have "$tool" && [[ -z ${seen[$pkg]:-} ]]; then
+      seen[$pkg]=1
+      printf '%s\n' "$pkg"
+    fi
+  done
+}
+
+section "System tools"
+mapfile -t missing < <(missing_packages)
+if ((${#missing[@]} > 0)); then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "installing: ${missing[*]}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+    mapfile -t missing < <(missing_packages)
+    if ((${#missing[@]} > 0)); then
+      echo "error: still missing after apt-get install: ${missing[*]}" >&2
+      exit 1
+    fi
+  else
+    echo "error: missing packages: ${missing[*]}" >&2
+    echo "hint: run as root or: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+echo "all test tools present"
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "error: the end-to-end tests start their own dockerd, which needs root" >&2
+  echo "hint: run ./scripts/test.sh as root (e.g. in the CI container)" >&2
+  exit 1
+fi
+
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    echo "error: cargo $component is not installed" >&2
+    echo "hint: rustup component add $component" >&2
+    exit 1
+  fi
+done
+
+section "cargo fmt --all -- --check"
+cargo fmt --all -- --check
+
+section "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+section "cargo test --all-targets"
+cargo test --all-targets "$@"
+
+if [[ -f src/lib.rs ]]; then
+  section "cargo test --doc"
+  cargo test --doc
+fi
+
+section "all checks passed"

@@ -1,0 +1,235 @@
+//! The command line: `regproxy serve` and `regproxy config check`.
+//!
+//! Every failure prints `regproxy: error: ...`, its causes, and a
+//! `hint: ...` saying what to do, then exits non-zero (64 for a bad config,
+//! 1 otherwise). Nothing here panics on user input.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "regproxy",
+    version,
+    about = "A private container registry with TLS, logins and per-team permissions"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the registry.
+    Serve(ServeArgs),
+    /// Work with the configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Config file [default: ./proxy.yaml if it exists, else built-in defaults]
+    #[arg(long, short, env = "REGPROXY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 0.0.0.0:5000 or 127.0.0.1:0 (overrides the config)
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory (overrides storage.filesystem.root)
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Serve plain HTTP (for loopback work and tests)
+    #[arg(long)]
+    no_tls: bool,
+    /// Serve without authentication (for loopback work and tests)
+    #[arg(long)]
+    no_auth: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Check a config file and list every problem in it.
+    Check {
+        /// Config file
+        #[arg(long, short, default_value = config::DEFAULT_FILE)]
+        config: PathBuf,
+    },
+}
+
+/// A CLI failure: a message, its causes and a hint.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+    hint: Option<String>,
+    code: u8,
+}
+
+impl CliError {
+    fn new(message: impl Into<String>, hint: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            hint: Some(hint.into()),
+            code: 1,
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        let hint = match &e {
+            ConfigError::Read { .. } => {
+                "check the path given with --config, or run without it to use the built-in defaults"
+            }
+            ConfigError::Invalid { .. } => {
+                "fix the lines above; the repository's proxy.yaml is a commented example"
+            }
+        };
+        CliError {
+            message: e.to_string(),
+            hint: Some(hint.into()),
+            code: 64,
+        }
+    }
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("regproxy: error: {}", e.message);
+            if let Some(h) = e.hint {
+                eprintln!("hint: {h}");
+            }
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => {
+            let c = Config::load(&config)?;
+            println!("{}: OK", config.display());
+            println!("  listen: {}", c.listen);
+            println!("  storage.filesystem.root: {}", c.storage_root.display());
+            println!("  trust_forwarded_headers: {}", c.trust_forwarded_headers);
+            Ok(())
+        }
+    }
+}
+
+/// The config `serve` uses: `--config`, else `./proxy.yaml` if present,
+/// else the embedded defaults; then command-line overrides.
+fn serve_config(args: &ServeArgs) -> Result<Config, CliError> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None if Path::new(config::DEFAULT_FILE).is_file() => {
+            Config::load(Path::new(config::DEFAULT_FILE))?
+        }
+        None => Config::default(),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if let Some(d) = &args.data {
+        config.storage_root = d.clone();
+    }
+    Ok(config)
+}
+
+fn serve(args: ServeArgs) -> Result<(), CliError> {
+    let config = serve_config(&args)?;
+    init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            CliError::new(
+                format!("cannot start the async runtime: {e}"),
+                "check the process limits (ulimit -u, ulimit -n)",
+            )
+        })?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::AddrInUse => format!(
+                    "another process is listening on {}; stop it, or pick another address with --listen",
+                    config.listen
+                ),
+                std::io::ErrorKind::PermissionDenied => {
+                    "ports below 1024 need root or CAP_NET_BIND_SERVICE; use a port such as 5000".to_string()
+                }
+                _ => "check the listen address in proxy.yaml or --listen".to_string(),
+            };
+            CliError::new(format!("cannot listen on {}: {e}", config.listen), hint)
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::new(format!("cannot read the bound address: {e}"), "retry"))?;
+        match &config.source {
+            Some(p) => tracing::info!(config = %p.display(), "loaded config"),
+            None => tracing::info!("no config file; using built-in defaults"),
+        }
+        tracing::info!(data = %config.storage_root.display(), "storage");
+        if !addr.ip().is_loopback() {
+            tracing::warn!(
+                "SERVING PLAIN HTTP WITHOUT AUTHENTICATION on {addr}: anyone who can reach this address can push, pull and delete. \
+                 Use it only on a trusted network, or listen on 127.0.0.1"
+            );
+        }
+        println!("regproxy: listening on http://{addr}");
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let root = config.storage_root.clone();
+        crate::proxy::run(listener, config, shutdown_signal())
+            .await
+            .map_err(|e| CliError::new(e.to_string(), format!("check that {} exists or can be created, and is writable", root.display())))
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,292 @@
+//! `proxy.yaml`: the raw file (`deny_unknown_fields`, every field optional)
+//! is parsed into a validated [`Config`] with embedded defaults.
+//!
+//! A bad file reports every problem at once, each with its file and line:
+//! after a parse error we blank the offending line (and its nested block)
+//! and parse again, so line numbers stay true. The loop is bounded by the
+//! number of lines.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:5000";
+/// The default data directory, relative to the working directory.
+pub const DEFAULT_DATA: &str = "./data";
+/// The config file `serve` picks up from the working directory when no
+/// `--config` is given.
+pub const DEFAULT_FILE: &str = "proxy.yaml";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<SocketAddr>,
+    storage: Option<RawStorage>,
+    trust_forwarded_headers: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    filesystem: Option<RawFilesystem>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFilesystem {
+    root: Option<PathBuf>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where `serve` listens.
+    pub listen: SocketAddr,
+    /// Root of the filesystem storage (Distribution's `rootdirectory`).
+    pub storage_root: PathBuf,
+    /// Build absolute `Location` URLs from `X-Forwarded-Proto` /
+    /// `X-Forwarded-Host` (only behind a proxy you run).
+    pub trust_forwarded_headers: bool,
+    /// The file this came from, if any.
+    pub source: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 5000))),
+            storage_root: PathBuf::from(DEFAULT_DATA),
+            trust_forwarded_headers: false,
+            source: None,
+        }
+    }
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Why a config file could not be used: every problem found.
+#[derive(Debug)]
+pub enum ConfigError {
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, source } => {
+                write!(f, "cannot read config file {}: {source}", path.display())
+            }
+            ConfigError::Invalid { path, problems } => {
+                write!(f, "{} has {} problem(s):", path.display(), problems.len())?;
+                for p in problems {
+                    match p.line {
+                        Some(l) => write!(f, "\n  {}:{l}: {}", path.display(), p.message)?,
+                        None => write!(f, "\n  {}: {}", path.display(), p.message)?,
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Loads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base)
+            .map(|mut c| {
+                c.source = Some(path.to_path_buf());
+                c
+            })
+            .map_err(|problems| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems,
+            })
+    }
+
+    /// Parses config text; relative paths are taken from `base` (the
+    /// directory of the file).
+    pub fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+        let (raw, mut problems) = parse_collecting(text);
+        let mut config = Config::default();
+        if let Some(listen) = raw.listen {
+            config.listen = listen;
+        }
+        if let Some(root) = raw.storage.and_then(|s| s.filesystem).and_then(|f| f.root) {
+            if root.as_os_str().is_empty() {
+                problems.push(Problem {
+                    line: find_key_line(text, "root"),
+                    message: "storage.filesystem.root is empty; give a directory such as ./data"
+                        .into(),
+                });
+            } else if root.is_absolute() {
+                config.storage_root = root;
+            } else {
+                config.storage_root = base.join(root);
+            }
+        }
+        config.trust_forwarded_headers = raw.trust_forwarded_headers.unwrap_or(false);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            problems.sort_by_key(|p| p.line);
+            Err(problems)
+        }
+    }
+}
+
+/// Parses, and on each error records it and blanks the offending block so
+/// the next parse can find the next problem.
+fn parse_collecting(text: &str) -> (RawConfig, Vec<Problem>) {
+    let mut problems = Vec::new();
+    // A syntax error makes everything after it unreliable: report it alone.
+    if let Err(e) = serde_yaml::from_str::<serde_yaml::Value>(text) {
+        problems.push(problem_from(&e));
+        return (RawConfig::default(), problems);
+    }
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut blanked = std::collections::HashSet::new();
+    for _ in 0..=lines.len() {
+        let current = lines.join("\n");
+        let err = match serde_yaml::from_str::<Option<RawConfig>>(&current) {
+            Ok(raw) => return (raw.unwrap_or_default(), problems),
+            Err(e) => e,
+        };
+        let problem = problem_from(&err);
+        let line = problem.line;
+        problems.push(problem);
+        let Some(line) = line else { break };
+        if !blanked.insert(line) || line == 0 || line > lines.len() {
+            break;
+        }
+        blank_block(&mut lines, line - 1);
+    }
+    (RawConfig::default(), problems)
+}
+
+fn problem_from(err: &serde_yaml::Error) -> Problem {
+    let message = err.to_string();
+    let message = match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message,
+    };
+    Problem {
+        line: err.location().map(|l| l.line()),
+        message,
+    }
+}
+
+/// Blanks line `i` and the more-indented lines after it.
+fn blank_block(lines: &mut [String], i: usize) {
+    let indent = |s: &str| s.len() - s.trim_start().len();
+    let own = indent(&lines[i]);
+    lines[i].clear();
+    for l in lines.iter_mut().skip(i + 1) {
+        if l.trim().is_empty() || l.trim_start().starts_with('#') {
+            continue;
+        }
+        if indent(l) <= own {
+            break;
+        }
+        l.clear();
+    }
+}
+
+/// The first line (1-based) that defines `key:`.
+fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(&format!("{key}:")))
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", Path::new("/etc/regproxy")).unwrap();
+        assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(c.storage_root, PathBuf::from(DEFAULT_DATA));
+    }
+
+    #[test]
+    fn relative_root_is_relative_to_the_file() {
+        let c = Config::parse(
+            "storage:\n  filesystem:\n    root: data\n",
+            Path::new("/srv"),
+        )
+        .unwrap();
+        assert_eq!(c.storage_root, PathBuf::from("/srv/data"));
+        assert_eq!(c.listen.port(), 5000);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let text = "\
+listen: not-an-address
+storage:
+  filesystem:
+    rooot: /x
+    nested:
+      deeper: 1
+extra: true
+trust_forwarded_headers: maybe
+";
+        let problems = Config::parse(text, Path::new(".")).unwrap_err();
+        let lines: Vec<_> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(
+            lines,
+            vec![Some(1), Some(4), Some(5), Some(7), Some(8)],
+            "{problems:#?}"
+        );
+        assert!(problems[1].message.contains("rooot"), "{problems:#?}");
+        assert!(problems[3].message.contains("extra"));
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let problems = Config::parse("listen: [\nfoo", Path::new(".")).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].line.is_some());
+    }
+
+    #[test]
+    fn error_display_lists_file_and_lines() {
+        let e = ConfigError::Invalid {
+            path: "proxy.yaml".into(),
+            problems: vec![Problem {
+                line: Some(3),
+                message: "unknown field `x`".into(),
+            }],
+        };
+        assert_eq!(
+            e.to_string(),
+            "proxy.yaml has 1 problem(s):\n  proxy.yaml:3: unknown field `x`"
+        );
+    }
+}

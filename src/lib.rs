@@ -1,0 +1,13 @@
+//! regproxy: a private container registry with a TLS-terminating,
+//! authenticating front, in one binary.
+//!
+//! Layers, in the order a request flows through them:
+//! [`cli`] -> [`config`] -> [`proxy`] (listener, per-request pipeline) ->
+//! [`auth`] -> [`registry`] (routes, names, digests, uploads, manifests,
+//! storage).
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod proxy;
+pub mod registry;

@@ -1,0 +1,156 @@
+//! Blob endpoints: `GET`/`HEAD` (with single `Range` requests) and `DELETE`
+//! of `/v2/<name>/blobs/<digest>`. Bodies stream from storage; a blob is
+//! never held in memory.
+
+use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
+use http::{Method, StatusCode};
+
+use super::digest::Digest;
+use super::error::RegistryError;
+use super::names::RepoName;
+use super::response::{self, header};
+use super::storage::ByteRange;
+use super::{HandlerResult, Registry, Request};
+
+/// Parses a `Range` header against a blob of `size` bytes.
+///
+/// `Ok(None)`: serve the whole blob (no header, or a form we ignore as
+/// RFC 9110 allows, such as several ranges). `Err`: 416.
+pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, RegistryError> {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let unsatisfiable = RegistryError::RangeNotSatisfiable { size };
+    let (a, b) = spec
+        .trim()
+        .split_once('-')
+        .ok_or(RegistryError::RangeNotSatisfiable { size })?;
+    let num = |s: &str| s.trim().parse::<u64>().ok();
+    let range = match (a.trim().is_empty(), b.trim().is_empty()) {
+        // bytes=-N: the last N bytes
+        (true, false) => {
+            let n = num(b).ok_or(unsatisfiable)?;
+            if n == 0 || size == 0 {
+                return Err(RegistryError::RangeNotSatisfiable { size });
+            }
+            ByteRange {
+                start: size.saturating_sub(n),
+                end: size,
+            }
+        }
+        // bytes=S-
+        (false, true) => {
+            let s = num(a).ok_or(unsatisfiable)?;
+            if s >= size {
+                return Err(RegistryError::RangeNotSatisfiable { size });
+            }
+            ByteRange {
+                start: s,
+                end: size,
+            }
+        }
+        // bytes=S-E (inclusive)
+        (false, false) => {
+            let (s, e) = (
+                num(a).ok_or(unsatisfiable)?,
+                num(b).ok_or(RegistryError::RangeNotSatisfiable { size })?,
+            );
+            if s > e || s >= size {
+                return Err(RegistryError::RangeNotSatisfiable { size });
+            }
+            ByteRange {
+                start: s,
+                end: e.saturating_add(1).min(size),
+            }
+        }
+        (true, true) => return Err(unsatisfiable),
+    };
+    Ok(Some(range))
+}
+
+pub async fn get(reg: &Registry, repo: &RepoName, digest: &Digest, req: &Request) -> HandlerResult {
+    let storage = reg.storage();
+    if !storage.layer_linked(repo, digest).await? {
+        return Err(RegistryError::BlobUnknown(Some(digest.clone())));
+    }
+    let size = storage
+        .blob_size(digest)
+        .await?
+        .ok_or_else(|| RegistryError::BlobUnknown(Some(digest.clone())))?;
+    let range = parse_range(req.header(http::header::RANGE), size)?;
+
+    let mut resp = response::status(StatusCode::OK);
+    let h = resp.headers_mut();
+    h.insert("Docker-Content-Digest", header(&digest.to_string()));
+    h.insert(CONTENT_TYPE, header("application/octet-stream"));
+    h.insert(ACCEPT_RANGES, header("bytes"));
+    h.insert(http::header::ETAG, header(&format!("\"{digest}\"")));
+    h.insert(http::header::CACHE_CONTROL, header("max-age=31536000"));
+    let served = range.unwrap_or(ByteRange {
+        start: 0,
+        end: size,
+    });
+    h.insert(CONTENT_LENGTH, (served.end - served.start).into());
+    if let Some(r) = range {
+        *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
+        resp.headers_mut().insert(
+            CONTENT_RANGE,
+            header(&format!("bytes {}-{}/{size}", r.start, r.end - 1)),
+        );
+    }
+    if req.method == Method::HEAD {
+        return Ok(resp);
+    }
+    let reader = storage
+        .blob_reader(digest, range)
+        .await?
+        .ok_or_else(|| RegistryError::BlobUnknown(Some(digest.clone())))?;
+    *resp.body_mut() = response::stream(reader.body);
+    Ok(resp)
+}
+
+/// Removes the blob from this repository (its link); the content is
+/// reclaimed by garbage collection once nothing references it.
+pub async fn delete(reg: &Registry, repo: &RepoName, digest: &Digest) -> HandlerResult {
+    if !reg.storage().unlink_layer(repo, digest).await? {
+        return Err(RegistryError::BlobUnknown(Some(digest.clone())));
+    }
+    let mut resp = response::status(StatusCode::ACCEPTED);
+    resp.headers_mut()
+        .insert("Docker-Content-Digest", header(&digest.to_string()));
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(s: u64, e: u64) -> Option<ByteRange> {
+        Some(ByteRange { start: s, end: e })
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 10).unwrap(), None);
+        assert_eq!(parse_range(Some("bytes=0-4"), 10).unwrap(), r(0, 5));
+        assert_eq!(parse_range(Some("bytes=5-"), 10).unwrap(), r(5, 10));
+        assert_eq!(parse_range(Some("bytes=-3"), 10).unwrap(), r(7, 10));
+        assert_eq!(parse_range(Some("bytes=-30"), 10).unwrap(), r(0, 10));
+        assert_eq!(parse_range(Some("bytes=8-100"), 10).unwrap(), r(8, 10));
+        assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10).unwrap(), None);
+        assert_eq!(parse_range(Some("items=0-1"), 10).unwrap(), None);
+        for bad in [
+            "bytes=10-",
+            "bytes=5-2",
+            "bytes=-0",
+            "bytes=x-1",
+            "bytes=-",
+            "bytes=99-100",
+        ] {
+            assert!(parse_range(Some(bad), 10).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Where blobs, manifests, tags and uploads live.
+//!
+//! The [`Storage`] trait is the whole contract between the API layer and a
+//! backend: it moves bytes and links and knows nothing about HTTP or manifest
+//! formats. The filesystem backend ([`fs::FsStorage`]) uses CNCF
+//! Distribution's on-disk layout; an object-store backend can be added beside
+//! it without touching the API layer.
+
+pub mod fs;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+use super::digest::{Algorithm, Digest, Hasher};
+use super::names::{RepoName, Tag, UploadId};
+
+/// A stream of bytes coming from a client (an upload body).
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The disk (or quota) is full.
+    #[error("storage is full")]
+    Full,
+    /// The client's body stream failed (disconnect, bad framing): the upload
+    /// keeps what was written before.
+    #[error("reading the request body failed: {0}")]
+    Client(std::io::Error),
+    #[error("storage I/O error: {0}")]
+    Io(std::io::Error),
+    #[error("storage data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            StorageError::Full
+        } else {
+            StorageError::Io(e)
+        }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A byte range of a blob, `start..end` (end exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// An open blob, ready to stream.
+pub struct BlobReader {
+    /// Size of the whole blob.
+    pub size: u64,
+    /// The requested range (or the whole blob).
+    pub body: ByteStream,
+}
+
+/// What an append to an upload did.
+pub struct Appended {
+    /// Size of the upload after the append.
+    pub size: u64,
+    /// The running hash, advanced over the appended bytes; `None` when it
+    /// could not be kept consistent (then it is recomputed from storage).
+    pub hasher: Option<Hasher>,
+    /// Set when the client's body failed part-way; `size` counts what was
+    /// stored before the failure.
+    pub client_error: Option<std::io::Error>,
+}
+
+#[async_trait]
+pub trait Storage: Send + Sync + 'static {
+    // ---- blobs (content-addressed, shared by all repositories) ----
+
+    /// Size of a blob, if it exists.
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>>;
+    /// Opens a blob for streaming, optionally a range of it.
+    async fn blob_reader(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<Option<BlobReader>>;
+    /// Reads a small blob (a manifest) whole; `None` if it does not exist.
+    async fn read_small_blob(&self, digest: &Digest, max: u64) -> Result<Option<Bytes>>;
+    /// Stores a small blob (a manifest) atomically under its digest.
+    async fn write_small_blob(&self, digest: &Digest, bytes: Bytes) -> Result<()>;
+
+    // ---- per-repository blob links ----
+
+    async fn layer_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
+    async fn link_layer(&self, repo: &RepoName, digest: &Digest) -> Result<()>;
+    /// Removes a blob link; false if there was none.
+    async fn unlink_layer(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
+
+    // ---- uploads ----
+
+    async fn upload_create(&self, repo: &RepoName, id: UploadId) -> Result<()>;
+    /// Bytes received so far; `None` if the upload does not exist.
+    async fn upload_size(&self, repo: &RepoName, id: UploadId) -> Result<Option<u64>>;
+    /// Appends a body at `offset` (the current size), advancing `hasher`
+    /// over the stored bytes. The data is durable when this returns.
+    async fn upload_append(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        offset: u64,
+        hasher: Option<Hasher>,
+        body: ByteStream,
+    ) -> Result<Appended>;
+    /// Hashes the whole upload from storage (after a restart, or for a
+    /// second algorithm). Returns its size and hash.
+    async fn upload_hash(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        algorithm: Algorithm,
+    ) -> Result<(u64, Digest)>;
+    /// Turns a complete, verified upload into the blob `digest` and links it
+    /// into the repository. The blob becomes visible atomically.
+    async fn upload_commit(&self, repo: &RepoName, id: UploadId, digest: &Digest) -> Result<()>;
+    /// Cancels an upload; false if it did not exist.
+    async fn upload_delete(&self, repo: &RepoName, id: UploadId) -> Result<bool>;
+
+    // ---- manifests and tags ----
+
+    async fn manifest_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
+    async fn link_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<()>;
+    /// Removes a manifest revision and every tag pointing to it; false if
+    /// the revision did not exist.
+    async fn unlink_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
+    async fn resolve_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<Digest>>;
+    async fn set_tag(&self, repo: &RepoName, tag: &Tag, digest: &Digest) -> Result<()>;
+    /// Removes a tag (not the manifest); false if there was none.
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool>;
+    /// All tags of a repository, sorted; `None` if the repository is unknown.
+    async fn list_tags(&self, repo: &RepoName) -> Result<Option<Vec<String>>>;
+    /// All repositories that hold manifests, sorted.
+    async fn list_repositories(&self) -> Result<Vec<String>>;
+    async fn repository_exists(&self, repo: &RepoName) -> Result<bool>;
+
+    // ---- referrers (OCI 1.1 `subject`) ----
+
+    async fn add_referrer(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        referrer: &Digest,
+    ) -> Result<()>;
+    async fn remove_referrer(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        referrer: &Digest,
+    ) -> Result<()>;
+    async fn list_referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Digest>>;
+}

@@ -1,0 +1,278 @@
+//! Blob uploads: `POST` (start, monolithic, cross-repository mount) on
+//! `/v2/<name>/blobs/uploads/`, and `PATCH`/`PUT`/`GET`/`DELETE` on an upload
+//! session.
+//!
+//! The body streams to storage while it is hashed; the running sha256 state
+//! is kept in memory between chunks. After a restart it is gone, and the
+//! digest is recomputed from the stored data, so uploads survive restarts.
+//! One lock per upload orders concurrent requests on the same session.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use http::header::{CONTENT_LENGTH, LOCATION, RANGE};
+use http::{Method, StatusCode};
+
+use super::digest::{Algorithm, Digest, Hasher};
+use super::error::RegistryError;
+use super::names::{RepoName, UploadId};
+use super::response::{self, header};
+use super::{HandlerResult, Registry, Request};
+use crate::auth::Authorized;
+
+/// Upload sessions whose state is cached; past this, idle entries are
+/// dropped (they only cost a re-hash if the upload resumes).
+const MAX_CACHED_STATES: usize = 4096;
+
+/// What we remember about an upload between requests.
+#[derive(Default)]
+struct UploadState {
+    /// sha256 over the first `size` bytes, if known.
+    hashed: Option<(u64, Hasher)>,
+}
+
+#[derive(Default)]
+pub struct UploadStates {
+    map: Mutex<HashMap<UploadId, Arc<tokio::sync::Mutex<UploadState>>>>,
+}
+
+impl UploadStates {
+    fn entry(&self, id: UploadId) -> Arc<tokio::sync::Mutex<UploadState>> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_CACHED_STATES && !map.contains_key(&id) {
+            map.retain(|_, s| Arc::strong_count(s) > 1);
+        }
+        map.entry(id).or_default().clone()
+    }
+
+    fn forget(&self, id: UploadId) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+    }
+}
+
+fn upload_url(req: &Request, repo: &RepoName, id: UploadId) -> String {
+    format!("{}/v2/{repo}/blobs/uploads/{id}", req.base_url)
+}
+
+fn blob_url(req: &Request, repo: &RepoName, d: &Digest) -> String {
+    format!("{}/v2/{repo}/blobs/{d}", req.base_url)
+}
+
+/// `202 Accepted` (or `204` for status) describing an upload in progress.
+fn in_progress(
+    code: StatusCode,
+    req: &Request,
+    repo: &RepoName,
+    id: UploadId,
+    size: u64,
+) -> HandlerResult {
+    let mut resp = response::status(code);
+    let h = resp.headers_mut();
+    h.insert(LOCATION, header(&upload_url(req, repo, id)));
+    h.insert(RANGE, header(&format!("0-{}", size.saturating_sub(1))));
+    h.insert("Docker-Upload-UUID", header(&id.to_string()));
+    Ok(resp)
+}
+
+fn created(req: &Request, repo: &RepoName, d: &Digest) -> HandlerResult {
+    let mut resp = response::status(StatusCode::CREATED);
+    let h = resp.headers_mut();
+    h.insert(LOCATION, header(&blob_url(req, repo, d)));
+    h.insert("Docker-Content-Digest", header(&d.to_string()));
+    Ok(resp)
+}
+
+fn digest_param(req: &Request) -> Result<Option<Digest>, RegistryError> {
+    req.query
+        .get("digest")
+        .map(|s| {
+            s.parse().map_err(|e: super::digest::DigestError| {
+                RegistryError::DigestInvalid(e.to_string())
+            })
+        })
+        .transpose()
+}
+
+/// `POST /v2/<name>/blobs/uploads/`
+pub async fn start(
+    reg: &Registry,
+    access: &Authorized,
+    repo: &RepoName,
+    req: Request,
+) -> HandlerResult {
+    let storage = reg.storage();
+    // Cross-repository mount. Any problem (bad parameters, no access to the
+    // source, blob missing) falls back to a normal upload, revealing nothing.
+    if let (Some(mount), Some(from)) = (req.query.get("mount"), req.query.get("from")) {
+        if let (Ok(d), Ok(from)) = (mount.parse::<Digest>(), from.parse::<RepoName>()) {
+            if access.may_mount_from(&from)
+                && storage.layer_linked(&from, &d).await?
+                && storage.blob_size(&d).await?.is_some()
+            {
+                storage.link_layer(repo, &d).await?;
+                return created(&req, repo, &d);
+            }
+        }
+    }
+    let digest = digest_param(&req)?;
+    let id = UploadId::new();
+    storage.upload_create(repo, id).await?;
+    match digest {
+        // Monolithic upload: the whole blob in this request.
+        Some(d) => {
+            let state = reg.uploads.entry(id);
+            let mut state = state.lock().await;
+            let result = finish(reg, repo, id, &mut state, &d, req).await;
+            reg.uploads.forget(id);
+            if result.is_err() {
+                storage.upload_delete(repo, id).await?;
+            }
+            result
+        }
+        None => in_progress(StatusCode::ACCEPTED, &req, repo, id, 0),
+    }
+}
+
+/// `GET`/`PATCH`/`PUT`/`DELETE /v2/<name>/blobs/uploads/<uuid>`
+pub async fn handle(
+    reg: &Registry,
+    repo: &RepoName,
+    id: UploadId,
+    mut req: Request,
+) -> HandlerResult {
+    let state = reg.uploads.entry(id);
+    let mut state = state.lock().await;
+    let storage = reg.storage();
+    let Some(size) = storage.upload_size(repo, id).await? else {
+        reg.uploads.forget(id);
+        return Err(RegistryError::BlobUploadUnknown);
+    };
+    match req.method {
+        Method::GET => in_progress(StatusCode::NO_CONTENT, &req, repo, id, size),
+        Method::DELETE => {
+            storage.upload_delete(repo, id).await?;
+            reg.uploads.forget(id);
+            Ok(response::status(StatusCode::NO_CONTENT))
+        }
+        Method::PATCH => {
+            let size = append(reg, repo, id, &mut state, size, &mut req).await?;
+            in_progress(StatusCode::ACCEPTED, &req, repo, id, size)
+        }
+        _ => {
+            let d = digest_param(&req)?.ok_or_else(|| {
+                RegistryError::DigestInvalid("the final PUT of an upload needs ?digest=".into())
+            })?;
+            let result = finish(reg, repo, id, &mut state, &d, req).await;
+            if result.is_ok() {
+                reg.uploads.forget(id);
+            }
+            result
+        }
+    }
+}
+
+/// Checks `Content-Range` / `Content-Length` of a chunk against the upload.
+fn check_chunk(req: &Request, size: u64) -> Result<(), RegistryError> {
+    let length =
+        match req.header(CONTENT_LENGTH) {
+            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
+                RegistryError::SizeInvalid("Content-Length is not a number".into())
+            })?),
+            None => None,
+        };
+    let Some(cr) = req.header(http::header::CONTENT_RANGE) else {
+        return Ok(());
+    };
+    // OCI form `<start>-<end>`; also tolerate `bytes <start>-<end>/<total>`.
+    let spec = cr.trim().trim_start_matches("bytes").trim();
+    let spec = spec.split('/').next().unwrap_or(spec);
+    let (s, e) = spec
+        .split_once('-')
+        .and_then(|(s, e)| Some((s.trim().parse::<u64>().ok()?, e.trim().parse::<u64>().ok()?)))
+        .ok_or_else(|| {
+            RegistryError::BlobUploadInvalid(format!("malformed Content-Range {cr:?}"))
+        })?;
+    if s != size {
+        return Err(RegistryError::ChunkOutOfOrder { start: s, size });
+    }
+    if e < s {
+        return Err(RegistryError::BlobUploadInvalid(format!(
+            "Content-Range {cr:?} ends before it starts"
+        )));
+    }
+    if let Some(len) = length {
+        if len != e - s + 1 {
+            return Err(RegistryError::SizeInvalid(format!(
+                "Content-Range {cr:?} does not match Content-Length {len}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Appends the request body; returns the new size.
+async fn append(
+    reg: &Registry,
+    repo: &RepoName,
+    id: UploadId,
+    state: &mut UploadState,
+    size: u64,
+    req: &mut Request,
+) -> Result<u64, RegistryError> {
+    check_chunk(req, size)?;
+    if req.body_is_empty {
+        return Ok(size);
+    }
+    let hasher = match state.hashed.take() {
+        Some((n, h)) if n == size => Some(h),
+        _ if size == 0 => Some(Algorithm::Sha256.hasher()),
+        _ => None,
+    };
+    let body = std::mem::replace(&mut req.body, Box::pin(futures_util::stream::empty()));
+    let appended = reg
+        .storage()
+        .upload_append(repo, id, size, hasher, body)
+        .await?;
+    state.hashed = appended.hasher.map(|h| (appended.size, h));
+    if let Some(e) = appended.client_error {
+        return Err(RegistryError::BlobUploadInvalid(format!(
+            "the request body ended early ({e}); {} bytes are stored, resume from there",
+            appended.size
+        )));
+    }
+    Ok(appended.size)
+}
+
+/// Appends a final chunk (if any), verifies the digest and commits the blob.
+async fn finish(
+    reg: &Registry,
+    repo: &RepoName,
+    id: UploadId,
+    state: &mut UploadState,
+    expected: &Digest,
+    mut req: Request,
+) -> HandlerResult {
+    let storage = reg.storage();
+    let size = storage
+        .upload_size(repo, id)
+        .await?
+        .ok_or(RegistryError::BlobUploadUnknown)?;
+    let size = append(reg, repo, id, state, size, &mut req).await?;
+    let actual = match &state.hashed {
+        Some((n, h)) if *n == size && expected.algorithm() == Algorithm::Sha256 => {
+            h.clone().finish()
+        }
+        _ => storage.upload_hash(repo, id, expected.algorithm()).await?.1,
+    };
+    if &actual != expected {
+        return Err(RegistryError::DigestMismatch {
+            expected: expected.clone(),
+            actual,
+        });
+    }
+    storage.upload_commit(repo, id, expected).await?;
+    created(&req, repo, expected)
+}
