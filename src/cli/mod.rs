@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigError};
+use crate::tls::{self, certs, TlsMode};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +28,12 @@ pub struct Cli {
 enum Command {
     /// Run the registry.
     Serve(ServeArgs),
+    /// Make a local CA (once) and a server certificate signed by it.
+    #[command(
+        after_help = "Clients then trust certs/ca.crt instead of using insecure-registries; \
+the command prints how, for Docker, podman/skopeo, containerd/k3s and the OS store."
+    )]
+    GenCert(GenCertArgs),
     /// Work with the configuration file.
     Config {
         #[command(subcommand)]
@@ -51,6 +58,28 @@ struct ServeArgs {
     /// Serve without authentication (for loopback work and tests)
     #[arg(long)]
     no_auth: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct GenCertArgs {
+    /// DNS name (or IP address) clients use to reach the registry; repeatable
+    #[arg(long = "host", value_name = "NAME")]
+    hosts: Vec<String>,
+    /// IP address clients use to reach the registry; repeatable
+    #[arg(long = "ip", value_name = "ADDRESS")]
+    ips: Vec<std::net::IpAddr>,
+    /// Directory for ca.crt, ca.key, server.crt, server.key
+    #[arg(long, default_value = "certs")]
+    out: PathBuf,
+    /// Validity of the server certificate, in days
+    #[arg(long, default_value_t = certs::DEFAULT_SERVER_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    days: u32,
+    /// Replace an existing CA (clients must then trust the new one)
+    #[arg(long)]
+    force: bool,
+    /// Port clients use, for the printed trust commands
+    #[arg(long, default_value_t = 5000)]
+    port: u16,
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,6 +146,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::GenCert(args) => gen_cert(args),
         Command::Config {
             command: ConfigCommand::Check { config },
         } => {
@@ -146,7 +176,48 @@ fn serve_config(args: &ServeArgs) -> Result<Config, CliError> {
     if let Some(d) = &args.data {
         config.storage_root = d.clone();
     }
+    if args.no_tls {
+        config.tls = TlsMode::Disabled;
+    }
     Ok(config)
+}
+
+fn gen_cert(args: GenCertArgs) -> Result<(), CliError> {
+    let mut names = certs::SubjectNames::default();
+    for h in &args.hosts {
+        names.add_host(h);
+    }
+    for ip in &args.ips {
+        names.add_ip(*ip);
+    }
+    let issued = certs::issue(&args.out, &names, args.days, args.force)
+        .map_err(|e| CliError::new(e.to_string(), e.hint()))?;
+    let dir = args.out.display();
+    if issued.ca_created {
+        println!("created a new CA:        {dir}/ca.crt (install on clients), {dir}/ca.key (keep private)");
+    } else {
+        println!("using the existing CA:   {dir}/ca.crt");
+    }
+    println!("server certificate:      {dir}/server.crt, {dir}/server.key");
+    println!("  for names:             {}", issued.names.dns.join(", "));
+    if !issued.names.ips.is_empty() {
+        let ips: Vec<String> = issued.names.ips.iter().map(|i| i.to_string()).collect();
+        println!("  for addresses:         {}", ips.join(", "));
+    }
+    println!("  valid until:           {}", issued.not_after.date());
+    println!();
+    let host = issued
+        .names
+        .dns
+        .first()
+        .cloned()
+        .or_else(|| issued.names.ips.first().map(|i| i.to_string()))
+        .unwrap_or_else(|| "HOST".into());
+    print!(
+        "{}",
+        tls::trust::instructions(&host, args.port, &issued.ca_fingerprint)
+    );
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> Result<(), CliError> {
@@ -178,24 +249,29 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::new(format!("cannot read the bound address: {e}"), "retry"))?;
+        let server = crate::proxy::Server::new(&config).map_err(|e| CliError::new(e.to_string(), e.hint()))?;
         match &config.source {
             Some(p) => tracing::info!(config = %p.display(), "loaded config"),
             None => tracing::info!("no config file; using built-in defaults"),
         }
         tracing::info!(data = %config.storage_root.display(), "storage");
         if !addr.ip().is_loopback() {
+            if server.scheme() == "http" {
+                tracing::warn!(
+                    "SERVING PLAIN HTTP on {addr}: passwords and images cross the network unencrypted. \
+                     Remove --no-tls (or tls.enabled: false) unless another proxy terminates TLS"
+                );
+            }
             tracing::warn!(
-                "SERVING PLAIN HTTP WITHOUT AUTHENTICATION on {addr}: anyone who can reach this address can push, pull and delete. \
+                "SERVING WITHOUT AUTHENTICATION on {addr}: anyone who can reach this address can push, pull and delete. \
                  Use it only on a trusted network, or listen on 127.0.0.1"
             );
         }
-        println!("regproxy: listening on http://{addr}");
+        println!("regproxy: listening on {}://{addr}", server.scheme());
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let root = config.storage_root.clone();
-        crate::proxy::run(listener, config, shutdown_signal())
-            .await
-            .map_err(|e| CliError::new(e.to_string(), format!("check that {} exists or can be created, and is writable", root.display())))
+        server.run(listener, shutdown_signal()).await;
+        Ok(())
     })
 }
 

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::tls::certs::SubjectNames;
+use crate::tls::TlsMode;
+
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:5000";
 /// The default data directory, relative to the working directory.
@@ -19,6 +22,8 @@ pub const DEFAULT_DATA: &str = "./data";
 /// The config file `serve` picks up from the working directory when no
 /// `--config` is given.
 pub const DEFAULT_FILE: &str = "proxy.yaml";
+/// Where the built-in CA keeps its files, relative to the working directory.
+pub const DEFAULT_CERTS: &str = "./certs";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +31,19 @@ struct RawConfig {
     listen: Option<SocketAddr>,
     storage: Option<RawStorage>,
     trust_forwarded_headers: Option<bool>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    enabled: Option<bool>,
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    hosts: Vec<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +68,8 @@ pub struct Config {
     /// Build absolute `Location` URLs from `X-Forwarded-Proto` /
     /// `X-Forwarded-Host` (only behind a proxy you run).
     pub trust_forwarded_headers: bool,
+    /// TLS: automatic (built-in CA), the operator's files, or off.
+    pub tls: TlsMode,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -62,6 +82,10 @@ impl Default for Config {
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 5000))),
             storage_root: PathBuf::from(DEFAULT_DATA),
             trust_forwarded_headers: false,
+            tls: TlsMode::Auto {
+                dir: PathBuf::from(DEFAULT_CERTS),
+                extra: SubjectNames::default(),
+            },
             source: None,
         }
     }
@@ -150,6 +174,35 @@ impl Config {
             }
         }
         config.trust_forwarded_headers = raw.trust_forwarded_headers.unwrap_or(false);
+        if let Some(tls) = raw.tls {
+            let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+            let line = || find_key_line(text, "tls");
+            config.tls = match (tls.enabled.unwrap_or(true), tls.cert, tls.key) {
+                (false, _, _) => TlsMode::Disabled,
+                (true, Some(cert), Some(key)) => TlsMode::Files {
+                    cert: abs(cert),
+                    key: abs(key),
+                    ca: tls.ca.map(abs),
+                },
+                (true, None, None) => {
+                    let mut extra = SubjectNames::default();
+                    for h in &tls.hosts {
+                        extra.add_host(h);
+                    }
+                    TlsMode::Auto {
+                        dir: tls.dir.map(abs).unwrap_or_else(|| base.join("certs")),
+                        extra,
+                    }
+                }
+                (true, _, _) => {
+                    problems.push(Problem {
+                        line: line(),
+                        message: "tls: give both `cert` and `key` (your own certificate), or neither (the built-in CA)".into(),
+                    });
+                    config.tls
+                }
+            };
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -266,6 +319,32 @@ trust_forwarded_headers: maybe
         );
         assert!(problems[1].message.contains("rooot"), "{problems:#?}");
         assert!(problems[3].message.contains("extra"));
+    }
+
+    #[test]
+    fn tls_modes() {
+        let base = Path::new("/srv");
+        let c = Config::parse("tls:\n  enabled: false\n", base).unwrap();
+        assert_eq!(c.tls, TlsMode::Disabled);
+        let c = Config::parse("tls:\n  cert: a.crt\n  key: /k/a.key\n", base).unwrap();
+        assert_eq!(
+            c.tls,
+            TlsMode::Files {
+                cert: "/srv/a.crt".into(),
+                key: "/k/a.key".into(),
+                ca: None
+            }
+        );
+        let c = Config::parse("tls:\n  hosts: [registry.local, 10.0.0.2]\n", base).unwrap();
+        let TlsMode::Auto { dir, extra } = c.tls else {
+            panic!("auto expected")
+        };
+        assert_eq!(dir, PathBuf::from("/srv/certs"));
+        assert_eq!(extra.dns, vec!["registry.local"]);
+        assert_eq!(extra.ips.len(), 1);
+        let problems =
+            Config::parse("listen: 127.0.0.1:1\ntls:\n  cert: a.crt\n", base).unwrap_err();
+        assert_eq!(problems[0].line, Some(2));
     }
 
     #[test]

@@ -1,0 +1,119 @@
+//! The per-request pipeline: route -> authorize -> registry, plus the few
+//! endpoints the front answers itself (`/`, `/ca.crt`). Every answer gets
+//! `Docker-Distribution-Api-Version` and one access-log line.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use crate::auth::Authorizer;
+use crate::registry::response::{self, Body};
+use crate::registry::{self, Registry, Route};
+
+/// Everything a request needs, shared by all connections.
+pub struct Front {
+    pub registry: Registry,
+    pub authorizer: Authorizer,
+    pub trust_forwarded_headers: bool,
+    pub scheme: &'static str,
+    pub ca_pem: Option<Bytes>,
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let body = body.into();
+    let mut r = response::status(status);
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut().insert(CONTENT_LENGTH, body.len().into());
+    *r.body_mut() = response::full(body);
+    r
+}
+
+impl Front {
+    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let mut resp = self.pipeline(req).await;
+        resp.headers_mut().insert(
+            "Docker-Distribution-Api-Version",
+            HeaderValue::from_static("registry/2.0"),
+        );
+        tracing::info!(
+            %peer,
+            %method,
+            path = %path,
+            status = resp.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+        resp
+    }
+
+    async fn pipeline(&self, req: Request<Incoming>) -> Response<Body> {
+        match req.uri().path() {
+            "/" => {
+                return text(
+                    StatusCode::OK,
+                    "text/plain; charset=utf-8",
+                    "regproxy container registry: the API is at /v2/, the CA certificate at /ca.crt\n",
+                )
+            }
+            "/ca.crt" => {
+                return match &self.ca_pem {
+                    Some(pem) => text(StatusCode::OK, "application/x-x509-ca-cert", pem.clone()),
+                    None => text(
+                        StatusCode::NOT_FOUND,
+                        "text/plain; charset=utf-8",
+                        "this registry's certificate was not issued by the built-in CA; ask its operator for the CA certificate\n",
+                    ),
+                }
+            }
+            _ => {}
+        }
+        let routed = Route::parse(req.uri().path())
+            .and_then(|route| self.authorizer.authorize(req.method(), route));
+        let access = match routed {
+            Ok(a) => a,
+            Err(e) => return response::error(&e),
+        };
+        let base_url = self.base_url(req.headers());
+        let (parts, body) = req.into_parts();
+        self.registry
+            .handle(access, registry::Request::new(parts, body, base_url))
+            .await
+    }
+
+    /// The prefix for `Location` headers: relative by default; absolute,
+    /// from `X-Forwarded-Proto` and `X-Forwarded-Host` (or `Host`), when
+    /// configured to trust them.
+    fn base_url(&self, headers: &http::HeaderMap) -> String {
+        if !self.trust_forwarded_headers {
+            return String::new();
+        }
+        let first = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let proto = match first("x-forwarded-proto") {
+            Some("https") => "https",
+            Some("http") => "http",
+            _ => self.scheme,
+        };
+        let host = first("x-forwarded-host")
+            .or_else(|| first("host"))
+            .filter(|h| h.parse::<http::uri::Authority>().is_ok());
+        match host {
+            Some(h) => format!("{proto}://{h}"),
+            None => String::new(),
+        }
+    }
+}
