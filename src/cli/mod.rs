@@ -267,10 +267,11 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
                  Use it only on a trusted network, or listen on 127.0.0.1"
             );
         }
+        let shutdown = shutdown_signal();
         println!("regproxy: listening on {}://{addr}", server.scheme());
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        server.run(listener, shutdown_signal()).await;
+        server.run(listener, shutdown).await;
         Ok(())
     })
 }
@@ -285,27 +286,34 @@ fn init_logging() {
         .try_init();
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed when this
+/// is called (not when first polled), so a signal that arrives right after
+/// startup is never missed.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let int = signal(SignalKind::interrupt()).ok();
+        let term = signal(SignalKind::terminate()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(int) => {}
+                _ = wait(term) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
+            tracing::info!("shutdown requested");
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
-    tracing::info!("shutdown requested");
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested");
+    }
 }

@@ -182,10 +182,12 @@ fn ensure_ca(dir: &Path, force: bool) -> Result<(String, KeyPair, bool), TlsErro
     params
         .distinguished_name
         .push(DnType::OrganizationName, "regproxy");
-    params.distinguished_name.push(
-        DnType::CommonName,
-        format!("regproxy CA {host}").trim().to_string(),
-    );
+    // A unique name per CA, so two regproxy CAs are never mistaken for
+    // each other by a verifier that matches issuers by name.
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    params
+        .distinguished_name
+        .push(DnType::CommonName, format!("regproxy CA {host} {id}"));
     let now = OffsetDateTime::now_utc();
     params.not_before = now - Duration::hours(1);
     params.not_after = now + Duration::days(CA_DAYS);

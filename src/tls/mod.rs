@@ -101,10 +101,12 @@ impl TlsError {
     }
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// What tells us a file changed: its modification time. (A change that
+/// keeps the time, e.g. a copy with `cp -p`, needs SIGHUP.)
+fn stamp(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path)
         .ok()
-        .map(|m| (m.modified().unwrap_or(SystemTime::UNIX_EPOCH), m.len()))
+        .map(|m| m.modified().unwrap_or(SystemTime::UNIX_EPOCH))
 }
 
 /// Loads a certificate chain and its key, checking that they match.
@@ -177,7 +179,7 @@ pub struct TlsServer {
     /// The CA certificate clients should trust, served at `/ca.crt`.
     pub ca_pem: Option<bytes::Bytes>,
     /// Stamps of the files last tried, so a broken file is reported once.
-    seen: Mutex<(Option<(SystemTime, u64)>, Option<(SystemTime, u64)>)>,
+    seen: Mutex<(Option<SystemTime>, Option<SystemTime>)>,
 }
 
 impl TlsServer {

@@ -279,9 +279,7 @@ fn write_chunks(
     let mut out = BufWriter::with_capacity(IO_BUFFER, file);
     let mut size = offset;
     while let Some(chunk) = rx.blocking_recv() {
-        if let Err(e) = out.write_all(&chunk) {
-            return Err(e);
-        }
+        out.write_all(&chunk)?;
         if let Some(h) = hasher.as_mut() {
             h.update(&chunk);
         }
