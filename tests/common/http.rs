@@ -63,6 +63,9 @@ fn try_http_request(
     headers: &[(&str, &str)],
     body: Option<Vec<u8>>,
 ) -> Result<HttpResponse, String> {
+    // reqwest is built with rustls but no default crypto provider; plain
+    // HTTP still needs one installed (a second install is a harmless error).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -42,19 +42,23 @@ impl Regproxy {
         .iter()
         .map(OsString::from)
         .collect();
-        args.push(data_dir.as_os_str().to_owned());
+        let data_dir = std::path::absolute(data_dir).expect("absolute data dir");
+        args.push(data_dir.into_os_string());
         args.extend(extra_args.iter().map(OsString::from));
         Self::start_with_args(&args)
     }
 
     /// Runs the binary with exactly `args` (e.g. `serve --config FILE`). The
     /// arguments must make it listen on port 0 and print the listening line.
+    /// The working directory is a fresh temp dir, so a `./proxy.yaml` in the
+    /// repository is never picked up: pass absolute paths.
     pub fn start_with_args<S: AsRef<OsStr>>(args: &[S]) -> Regproxy {
         let log_dir = temp_dir("regproxy-log-");
         let log_path = log_dir.path().join("regproxy.stderr.log");
         let log = File::create(&log_path).expect("create regproxy log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_regproxy"));
         cmd.args(args)
+            .current_dir(log_dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
