@@ -59,7 +59,7 @@ impl Drop for TlsFixture {
 fn names(hosts: &[&str]) -> SubjectNames {
     let mut n = SubjectNames::default();
     for h in hosts {
-        n.add_host(h);
+        n.add_host(h).unwrap();
     }
     n
 }

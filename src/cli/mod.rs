@@ -185,7 +185,9 @@ fn serve_config(args: &ServeArgs) -> Result<Config, CliError> {
 fn gen_cert(args: GenCertArgs) -> Result<(), CliError> {
     let mut names = certs::SubjectNames::default();
     for h in &args.hosts {
-        names.add_host(h);
+        names
+            .add_host(h)
+            .map_err(|e| CliError::new(e.to_string(), e.hint()))?;
     }
     for ip in &args.ips {
         names.add_ip(*ip);

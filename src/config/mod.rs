@@ -187,7 +187,12 @@ impl Config {
                 (true, None, None) => {
                     let mut extra = SubjectNames::default();
                     for h in &tls.hosts {
-                        extra.add_host(h);
+                        if let Err(e) = extra.add_host(h) {
+                            problems.push(Problem {
+                                line: find_key_line(text, "hosts"),
+                                message: format!("tls.hosts: {e}"),
+                            });
+                        }
                     }
                     TlsMode::Auto {
                         dir: tls.dir.map(abs).unwrap_or_else(|| base.join("certs")),

@@ -40,17 +40,21 @@ pub struct SubjectNames {
 }
 
 impl SubjectNames {
-    /// Adds a host given on the command line: an IP address or a DNS name.
-    pub fn add_host(&mut self, host: &str) {
-        match host.parse::<IpAddr>() {
-            Ok(ip) => self.add_ip(ip),
-            Err(_) => {
-                let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
-                if !self.dns.contains(&h) {
-                    self.dns.push(h);
-                }
-            }
+    /// Adds a host given on the command line: an IP address or a DNS name
+    /// (a leading `*.` wildcard label is allowed).
+    pub fn add_host(&mut self, host: &str) -> Result<(), TlsError> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            self.add_ip(ip);
+            return Ok(());
         }
+        let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !valid_dns_name(&h) {
+            return Err(TlsError::BadName(host.to_string()));
+        }
+        if !self.dns.contains(&h) {
+            self.dns.push(h);
+        }
+        Ok(())
     }
 
     pub fn add_ip(&mut self, ip: IpAddr) {
@@ -63,12 +67,11 @@ impl SubjectNames {
     /// of its interfaces.
     pub fn of_this_machine() -> SubjectNames {
         let mut n = SubjectNames::default();
+        // A hostname that is not a valid DNS name is left out.
         if let Ok(h) = gethostname::gethostname().into_string() {
-            if !h.is_empty() {
-                n.add_host(&h);
-            }
+            let _ = n.add_host(&h);
         }
-        n.add_host("localhost");
+        let _ = n.add_host("localhost");
         if let Ok(ifaces) = if_addrs::get_if_addrs() {
             for i in ifaces {
                 if !i.is_link_local() {
@@ -83,6 +86,23 @@ impl SubjectNames {
     fn is_empty(&self) -> bool {
         self.dns.is_empty() && self.ips.is_empty()
     }
+}
+
+/// A DNS name: labels of letters, digits and inner hyphens, 1-63
+/// characters each, at most 253 in all; `*.` may start it.
+fn valid_dns_name(name: &str) -> bool {
+    let rest = name.strip_prefix("*.").unwrap_or(name);
+    !rest.is_empty()
+        && name.len() <= 253
+        && rest.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 /// What `gen-cert` (or the first start) produced.
@@ -325,9 +345,35 @@ mod tests {
     fn names(hosts: &[&str]) -> SubjectNames {
         let mut n = SubjectNames::default();
         for h in hosts {
-            n.add_host(h);
+            n.add_host(h).unwrap();
         }
         n
+    }
+
+    #[test]
+    fn dns_names_are_checked() {
+        let mut n = SubjectNames::default();
+        for ok in [
+            "registry.local",
+            "a-b.c",
+            "*.example.com",
+            "REG.Local.",
+            "localhost",
+        ] {
+            n.add_host(ok).unwrap_or_else(|_| panic!("{ok}"));
+        }
+        assert!(n.dns.contains(&"reg.local".to_string()));
+        for bad in [
+            "bad name!",
+            "",
+            "-a.b",
+            "a..b",
+            "a_b",
+            &"a".repeat(64),
+            "*.",
+        ] {
+            assert!(n.add_host(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[cfg(unix)]

@@ -193,7 +193,7 @@ impl TlsServer {
                 if !(cert.exists() && key.exists()) {
                     let mut names = SubjectNames::of_this_machine();
                     for d in &extra.dns {
-                        names.add_host(d);
+                        names.add_host(d)?;
                     }
                     for ip in &extra.ips {
                         names.add_ip(*ip);
@@ -392,7 +392,7 @@ mod tests {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
         let mut n = SubjectNames::default();
-        n.add_host("x.local");
+        n.add_host("x.local").unwrap();
         certs::issue(a.path(), &n, 30, false).unwrap();
         certs::issue(b.path(), &n, 30, false).unwrap();
         let err = load_certified_key(&a.path().join("server.crt"), &b.path().join("server.key"))

@@ -1,0 +1,189 @@
+//! The command line as a user meets it: `config check`, `gen-cert`, and the
+//! startup failures of `serve`. Every failure exits non-zero with
+//! `regproxy: error: ...` and a `hint: ...`, never a panic.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use regproxy::tls::certs;
+
+fn regproxy(cwd: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_regproxy"));
+    cmd.args(args).current_dir(cwd);
+    common::run(&mut cmd, Duration::from_secs(30))
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// A failure as the brief wants it: the exit code, an error line, a hint,
+/// and no panic.
+fn assert_clean_failure(o: &Output, code: i32) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(code), "stderr: {err}");
+    assert!(err.starts_with("regproxy: error: "), "{err}");
+    assert!(err.contains("\nhint: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn the_repository_example_config_is_valid() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let o = regproxy(
+        dir.path(),
+        &["config", "check", "--config", example.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains(": OK"), "{}", stdout(&o));
+}
+
+#[test]
+fn config_check_lists_every_problem_with_its_line_and_exits_64() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("proxy.yaml"),
+        "listen: nowhere\nstorage:\n  filesystem:\n    rooot: /x\ntls:\n  cert: a.crt\nbogus: 1\n",
+    )
+    .unwrap();
+    let o = regproxy(dir.path(), &["config", "check"]);
+    let err = assert_clean_failure(&o, 64);
+    for line in [
+        "proxy.yaml:1:",
+        "proxy.yaml:4:",
+        "proxy.yaml:7:",
+        "proxy.yaml:5:",
+    ] {
+        assert!(err.contains(line), "missing {line} in {err}");
+    }
+    assert!(err.contains("rooot") && err.contains("bogus"), "{err}");
+
+    // serve refuses the same file the same way.
+    let o = regproxy(dir.path(), &["serve", "--listen", "127.0.0.1:0"]);
+    assert_clean_failure(&o, 64);
+
+    let o = regproxy(dir.path(), &["config", "check", "--config", "missing.yaml"]);
+    let err = assert_clean_failure(&o, 64);
+    assert!(err.contains("missing.yaml"), "{err}");
+}
+
+#[test]
+fn serve_on_a_busy_port_says_so() {
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let o = regproxy(
+        dir.path(),
+        &[
+            "serve",
+            "--no-tls",
+            "--no-auth",
+            "--listen",
+            &addr,
+            "--data",
+            "d",
+        ],
+    );
+    let err = assert_clean_failure(&o, 1);
+    assert!(
+        err.contains(&addr) && err.contains("another process"),
+        "{err}"
+    );
+}
+
+#[test]
+fn serve_with_a_key_that_does_not_match_says_which_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let mut names = certs::SubjectNames::default();
+    names.add_host("a.local").unwrap();
+    certs::issue(&a, &names, 30, false).unwrap();
+    certs::issue(&b, &names, 30, false).unwrap();
+    std::fs::write(
+        dir.path().join("proxy.yaml"),
+        "tls:\n  cert: a/server.crt\n  key: b/server.key\n",
+    )
+    .unwrap();
+    let o = regproxy(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--data", "d"],
+    );
+    let err = assert_clean_failure(&o, 1);
+    assert!(
+        err.contains("b/server.key") && err.contains("a/server.crt"),
+        "{err}"
+    );
+}
+
+#[test]
+fn gen_cert_makes_files_and_prints_the_fingerprint_and_trust_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = regproxy(
+        dir.path(),
+        &[
+            "gen-cert",
+            "--host",
+            "registry.local",
+            "--ip",
+            "192.168.1.10",
+            "--port",
+            "5443",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let ca_pem = std::fs::read_to_string(dir.path().join("certs/ca.crt")).unwrap();
+    let fp = certs::Fingerprint::of_der(&certs::pem_to_der(&ca_pem).unwrap());
+    assert!(out.contains(&fp.colon_hex()), "{out}");
+    assert!(
+        out.contains(&fp.hex()),
+        "the download check compares sha256sum output: {out}"
+    );
+    assert!(
+        out.contains("/etc/docker/certs.d/registry.local:5443/ca.crt"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/etc/containers/certs.d/registry.local:5443/ca.crt"),
+        "{out}"
+    );
+    assert!(
+        out.contains("update-ca-certificates") && out.contains("k3s") && out.contains("containerd")
+    );
+    assert!(out.contains("created a new CA"));
+
+    // Again, for another host: same CA, new server certificate.
+    let o = regproxy(dir.path(), &["gen-cert", "--host", "other.local"]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("using the existing CA"));
+    assert!(stdout(&o).contains(&fp.colon_hex()));
+}
+
+#[test]
+fn gen_cert_usage_errors_do_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = regproxy(dir.path(), &["gen-cert"]);
+    let err = assert_clean_failure(&o, 1);
+    assert!(err.contains("--host"), "{err}");
+
+    let o = regproxy(
+        dir.path(),
+        &["gen-cert", "--host", "a.local", "--days", "0"],
+    );
+    assert_eq!(o.status.code(), Some(2), "clap usage error");
+    assert!(!stderr(&o).contains("panicked"));
+
+    let o = regproxy(dir.path(), &["gen-cert", "--host", "bad name!"]);
+    assert_clean_failure(&o, 1);
+}
