@@ -46,8 +46,11 @@ pub enum RegistryError {
     PaginationInvalid(String),
     #[error("no such endpoint")]
     NotFound,
-    #[error("method {0} is not supported on this endpoint")]
-    MethodNotAllowed(http::Method),
+    #[error("method {method} is not supported on this endpoint (allowed: {allow})")]
+    MethodNotAllowed {
+        method: http::Method,
+        allow: &'static str,
+    },
     #[error("unsupported: {0}")]
     Unsupported(String),
     #[error(transparent)]
@@ -72,7 +75,7 @@ impl RegistryError {
             NameUnknown => "NAME_UNKNOWN",
             TagInvalid(_) => "TAG_INVALID",
             PaginationInvalid(_) => "PAGINATION_NUMBER_INVALID",
-            NotFound | MethodNotAllowed(_) | Unsupported(_) => "UNSUPPORTED",
+            NotFound | MethodNotAllowed { .. } | Unsupported(_) => "UNSUPPORTED",
             Storage(StorageError::Full) => "UNKNOWN",
             Storage(_) => "UNKNOWN",
         }
@@ -88,7 +91,7 @@ impl RegistryError {
                 StatusCode::RANGE_NOT_SATISFIABLE
             }
             ManifestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            MethodNotAllowed(_) | Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
+            MethodNotAllowed { .. } | Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
             BlobUploadInvalid(_)
             | DigestMismatch { .. }
             | DigestInvalid(_)

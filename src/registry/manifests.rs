@@ -224,8 +224,17 @@ async fn resolve(
     };
     match found {
         Some(d) => Ok(d),
-        None if !storage.repository_exists(repo).await? => Err(RegistryError::NameUnknown),
-        None => Err(RegistryError::ManifestUnknown),
+        None => Err(unknown(reg, repo).await),
+    }
+}
+
+/// The error for a missing manifest: `NAME_UNKNOWN` when the whole
+/// repository is missing, else `MANIFEST_UNKNOWN`.
+async fn unknown(reg: &Registry, repo: &RepoName) -> RegistryError {
+    match reg.storage().repository_exists(repo).await {
+        Ok(false) => RegistryError::NameUnknown,
+        Ok(true) => RegistryError::ManifestUnknown,
+        Err(e) => e.into(),
     }
 }
 
@@ -317,12 +326,12 @@ pub async fn delete(reg: &Registry, repo: &RepoName, reference: &Reference) -> H
     match reference {
         Reference::Tag(t) => {
             if !storage.delete_tag(repo, t).await? {
-                return Err(RegistryError::ManifestUnknown);
+                return Err(unknown(reg, repo).await);
             }
         }
         Reference::Digest(d) => {
             if !storage.manifest_linked(repo, d).await? {
-                return Err(RegistryError::ManifestUnknown);
+                return Err(unknown(reg, repo).await);
             }
             let subject = storage
                 .read_small_blob(d, MAX_MANIFEST_SIZE)

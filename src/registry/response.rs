@@ -53,10 +53,18 @@ pub fn json(code: StatusCode, value: &serde_json::Value) -> Response<Body> {
 /// The one place a registry error becomes an HTTP answer.
 pub fn error(err: &RegistryError) -> Response<Body> {
     let mut r = json(err.status(), &err.to_json());
-    if let RegistryError::RangeNotSatisfiable { size } = err {
-        if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-            r.headers_mut().insert(http::header::CONTENT_RANGE, v);
+    match err {
+        RegistryError::RangeNotSatisfiable { size } => {
+            r.headers_mut().insert(
+                http::header::CONTENT_RANGE,
+                header(&format!("bytes */{size}")),
+            );
         }
+        RegistryError::MethodNotAllowed { allow, .. } => {
+            r.headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+        }
+        _ => {}
     }
     r
 }

@@ -126,14 +126,24 @@ impl Route {
         }
     }
 
+    /// The methods this route answers, for the `Allow` header.
+    pub fn allowed_methods(&self) -> &'static str {
+        match self {
+            Route::Base | Route::Catalog | Route::Tags(_) | Route::Referrers(..) => "GET, HEAD",
+            Route::Manifest(..) => "GET, HEAD, PUT, DELETE",
+            Route::Blob(..) => "GET, HEAD, DELETE",
+            Route::Uploads(_) => "POST",
+            Route::Upload(..) => "GET, PATCH, PUT, DELETE",
+        }
+    }
+
     /// The action `method` needs on this route's repository (`None` for
     /// routes about no repository), or 405 for a method the route lacks.
     pub fn action(&self, method: &Method) -> Result<Option<Action>, RegistryError> {
         let read = method == Method::GET || method == Method::HEAD;
         let action = match self {
             Route::Base if read => None,
-            Route::Catalog if method == Method::GET => Some(Action::Pull),
-            Route::Tags(_) | Route::Referrers(..) if method == Method::GET => Some(Action::Pull),
+            Route::Catalog | Route::Tags(_) | Route::Referrers(..) if read => Some(Action::Pull),
             Route::Manifest(..) | Route::Blob(..) if read => Some(Action::Pull),
             Route::Manifest(..) | Route::Blob(..) if method == Method::DELETE => {
                 Some(Action::Delete)
@@ -145,7 +155,12 @@ impl Route {
             {
                 Some(Action::Push)
             }
-            _ => return Err(RegistryError::MethodNotAllowed(method.clone())),
+            _ => {
+                return Err(RegistryError::MethodNotAllowed {
+                    method: method.clone(),
+                    allow: self.allowed_methods(),
+                })
+            }
         };
         Ok(action)
     }
