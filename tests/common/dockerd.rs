@@ -8,6 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::netns::wrapped_command;
 use super::process::{run, run_ok, Proc};
 use super::{require_tool, short_temp_dir, tail_file, DOCKER, DOCKERD};
 
@@ -29,6 +30,14 @@ pub struct Dockerd {
 
 impl Dockerd {
     pub fn start() -> Dockerd {
+        Self::start_wrapped::<&str>(&[])
+    }
+
+    /// Like [`Dockerd::start`], but runs `WRAPPER... dockerd ARGS`, e.g. to
+    /// start the engine of a second host inside a network namespace (see
+    /// `netns::Netns::enter`). The wrapper must exec dockerd, so that the
+    /// pid this guard stops is the engine's.
+    pub fn start_wrapped<W: AsRef<OsStr>>(wrapper: &[W]) -> Dockerd {
         let dockerd = require_tool(DOCKERD, "docker.io");
         require_tool(DOCKER, "docker.io");
         // Short path: the socket path must stay under 108 bytes.
@@ -45,7 +54,7 @@ impl Dockerd {
 
         let log = File::create(&log_path).expect("create dockerd log");
         let log_err = log.try_clone().expect("clone log handle");
-        let mut cmd = Command::new(dockerd);
+        let mut cmd = wrapped_command(wrapper, dockerd);
         cmd.arg("--iptables=false")
             .arg("--ip-masq=false")
             .arg("--bridge=none")

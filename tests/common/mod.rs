@@ -21,6 +21,7 @@ mod distribution;
 mod dockerd;
 mod http;
 mod images;
+mod netns;
 mod oci;
 mod process;
 mod regproxy;
@@ -33,6 +34,7 @@ pub use images::{
     assert_same_file, gzip_stored, make_build_context, make_rootfs, random_bytes, sha256_hex,
     tar_archive, write_random_file, BuildContext,
 };
+pub use netns::{sh_quote, wrapped_command, HostsEntry, Lan, Netns};
 pub use oci::{
     assert_same_oci_image, oci_reachable_blobs, read_oci_ref, write_oci_multiarch,
     write_oci_single, OciImage, OCI_INDEX, OCI_MANIFEST,

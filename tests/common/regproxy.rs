@@ -6,11 +6,12 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::netns::wrapped_command;
 use super::process::Proc;
 use super::{tail_file, temp_dir};
 
@@ -53,10 +54,18 @@ impl Regproxy {
     /// The working directory is a fresh temp dir, so a `./proxy.yaml` in the
     /// repository is never picked up: pass absolute paths.
     pub fn start_with_args<S: AsRef<OsStr>>(args: &[S]) -> Regproxy {
+        Self::start_wrapped::<&str, S>(&[], args)
+    }
+
+    /// Like [`Regproxy::start_with_args`], but runs `WRAPPER... regproxy
+    /// ARGS`, e.g. `ip netns exec NAME` to serve inside a network namespace.
+    /// The wrapper must exec regproxy, so that the pid this guard kills is
+    /// the server's.
+    pub fn start_wrapped<W: AsRef<OsStr>, S: AsRef<OsStr>>(wrapper: &[W], args: &[S]) -> Regproxy {
         let log_dir = temp_dir("regproxy-log-");
         let log_path = log_dir.path().join("regproxy.stderr.log");
         let log = File::create(&log_path).expect("create regproxy log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_regproxy"));
+        let mut cmd = wrapped_command(wrapper, env!("CARGO_BIN_EXE_regproxy"));
         cmd.args(args)
             .current_dir(log_dir.path())
             .stdin(Stdio::null())
