@@ -76,6 +76,8 @@ impl Server {
             // Plain HTTP. (The default is TLS with certificates generated
             // in `./certs`, which would write into the working directory.)
             tls: regproxy::tls::TlsMode::Disabled,
+            // No authentication: these tests are about the API itself.
+            auth: None,
             ..Config::default()
         };
         let (tx, rx) = oneshot::channel::<()>();

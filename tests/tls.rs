@@ -30,6 +30,7 @@ impl TlsFixture {
         let config = Config {
             storage_root: data.path().to_path_buf(),
             tls,
+            auth: None,
             ..Config::default()
         };
         let server = Server::new(&config).expect("server prepares");
@@ -353,6 +354,7 @@ fn prepare_error(tls: TlsMode) -> TlsError {
     let config = Config {
         storage_root: data.path().to_path_buf(),
         tls,
+        auth: None,
         ..Config::default()
     };
     match Server::new(&config) {

@@ -34,6 +34,11 @@ enum Command {
 the command prints how, for Docker, podman/skopeo, containerd/k3s and the OS store."
     )]
     GenCert(GenCertArgs),
+    /// Manage users in an htpasswd file (bcrypt, Apache-compatible).
+    Htpasswd {
+        #[command(subcommand)]
+        command: HtpasswdCommand,
+    },
     /// Work with the configuration file.
     Config {
         #[command(subcommand)]
@@ -80,6 +85,42 @@ struct GenCertArgs {
     /// Port clients use, for the printed trust commands
     #[arg(long, default_value_t = 5000)]
     port: u16,
+}
+
+#[derive(Debug, Subcommand)]
+enum HtpasswdCommand {
+    /// Add a user, or set a new password for an existing one.
+    Add {
+        user: String,
+        #[arg(long, default_value = "htpasswd")]
+        file: PathBuf,
+        /// bcrypt cost (4-31; each step doubles the time a check takes)
+        #[arg(long, default_value_t = crate::auth::htpasswd::DEFAULT_COST, value_parser = clap::value_parser!(u32).range(4..=31))]
+        cost: u32,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user.
+    Remove {
+        user: String,
+        #[arg(long, default_value = "htpasswd")]
+        file: PathBuf,
+    },
+    /// List the users.
+    List {
+        #[arg(long, default_value = "htpasswd")]
+        file: PathBuf,
+    },
+    /// Check a user's password (exit 0 if right, 1 if not).
+    Verify {
+        user: String,
+        #[arg(long, default_value = "htpasswd")]
+        file: PathBuf,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +188,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::GenCert(args) => gen_cert(args),
+        Command::Htpasswd { command } => htpasswd_cmd(command),
         Command::Config {
             command: ConfigCommand::Check { config },
         } => {
@@ -155,6 +197,20 @@ fn run(cli: Cli) -> Result<(), CliError> {
             println!("  listen: {}", c.listen);
             println!("  storage.filesystem.root: {}", c.storage_root.display());
             println!("  trust_forwarded_headers: {}", c.trust_forwarded_headers);
+            match &c.tls {
+                TlsMode::Disabled => println!("  tls: off"),
+                TlsMode::Auto { dir, .. } => println!("  tls: built-in CA in {}", dir.display()),
+                TlsMode::Files { cert, .. } => println!("  tls: {}", cert.display()),
+            }
+            match &c.auth {
+                None => println!("  auth: off"),
+                Some(a) => println!(
+                    "  auth: {:?}, backends {:?}, htpasswd {}",
+                    a.challenge,
+                    a.order,
+                    a.htpasswd.display()
+                ),
+            }
             Ok(())
         }
     }
@@ -179,7 +235,127 @@ fn serve_config(args: &ServeArgs) -> Result<Config, CliError> {
     if args.no_tls {
         config.tls = TlsMode::Disabled;
     }
+    if args.no_auth {
+        config.auth = None;
+    }
     Ok(config)
+}
+
+fn read_password(stdin: bool, confirm: bool) -> Result<crate::auth::secret::Secret, CliError> {
+    use crate::auth::secret::Secret;
+    let io_err = |e: std::io::Error| {
+        CliError::new(
+            format!("cannot read the password: {e}"),
+            "use --password-stdin to pipe it in",
+        )
+    };
+    let password = if stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(io_err)?;
+        Secret::new(line.trim_end_matches(['\n', '\r']))
+    } else {
+        let first = Secret::new(rpassword::prompt_password("Password: ").map_err(io_err)?);
+        if confirm {
+            let again =
+                Secret::new(rpassword::prompt_password("Password again: ").map_err(io_err)?);
+            if again != first {
+                return Err(CliError::new(
+                    "the passwords do not match",
+                    "type the same password twice",
+                ));
+            }
+        }
+        first
+    };
+    if password.is_empty() {
+        return Err(CliError::new(
+            "the password is empty",
+            "choose a non-empty password",
+        ));
+    }
+    Ok(password)
+}
+
+fn htpasswd_cmd(command: HtpasswdCommand) -> Result<(), CliError> {
+    use crate::auth::htpasswd::{self, HtpasswdFile};
+    let file_err = |e: htpasswd::HtpasswdError| {
+        CliError::new(e.to_string(), "check the --file path and its permissions")
+    };
+    let check_user = |user: &str| {
+        if htpasswd::valid_user(user) {
+            Ok(())
+        } else {
+            Err(CliError::new(
+                format!("invalid user name {user:?}"),
+                "use a name without `:`, spaces or control characters",
+            ))
+        }
+    };
+    match command {
+        HtpasswdCommand::Add {
+            user,
+            file,
+            cost,
+            password_stdin,
+        } => {
+            check_user(&user)?;
+            let password = read_password(password_stdin, true)?;
+            let hash = htpasswd::hash_password(&password, cost).map_err(file_err)?;
+            let existed = htpasswd::edit(&file, |f| {
+                let existed = f.hash_of(&user).is_some();
+                f.set(&user, hash);
+                existed
+            })
+            .map_err(file_err)?;
+            let what = if existed { "updated" } else { "added" };
+            println!("{what} user {user} in {}", file.display());
+            Ok(())
+        }
+        HtpasswdCommand::Remove { user, file } => {
+            if htpasswd::edit(&file, |f| f.remove(&user)).map_err(file_err)? {
+                println!("removed user {user} from {}", file.display());
+                Ok(())
+            } else {
+                Err(CliError::new(
+                    format!("no user {user} in {}", file.display()),
+                    "list the users with: regproxy htpasswd list",
+                ))
+            }
+        }
+        HtpasswdCommand::List { file } => {
+            let (f, problems) = HtpasswdFile::read(&file).map_err(file_err)?;
+            for p in problems {
+                eprintln!("{}:{}: {}", file.display(), p.line, p.message);
+            }
+            for u in f.users() {
+                println!("{u}");
+            }
+            Ok(())
+        }
+        HtpasswdCommand::Verify {
+            user,
+            file,
+            password_stdin,
+        } => {
+            let (f, _) = HtpasswdFile::read(&file).map_err(file_err)?;
+            let Some(hash) = f.hash_of(&user) else {
+                return Err(CliError::new(
+                    format!("no user {user} in {}", file.display()),
+                    "add it with: regproxy htpasswd add USER",
+                ));
+            };
+            let password = read_password(password_stdin, false)?;
+            if htpasswd::verify_password(&password, hash) {
+                println!("password for user {user} correct");
+                Ok(())
+            } else {
+                Err(CliError::new(
+                    format!("password for user {user} does not match"),
+                    "set a new one with: regproxy htpasswd add USER",
+                ))
+            }
+        }
+    }
 }
 
 fn gen_cert(args: GenCertArgs) -> Result<(), CliError> {
@@ -264,10 +440,22 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
                      Remove --no-tls (or tls.enabled: false) unless another proxy terminates TLS"
                 );
             }
-            tracing::warn!(
-                "SERVING WITHOUT AUTHENTICATION on {addr}: anyone who can reach this address can push, pull and delete. \
-                 Use it only on a trusted network, or listen on 127.0.0.1"
-            );
+            if !server.auth_enabled() {
+                tracing::warn!(
+                    "SERVING WITHOUT AUTHENTICATION on {addr}: anyone who can reach this address can push, pull and delete. \
+                     Remove --no-auth (or auth.enabled: false), or listen on 127.0.0.1"
+                );
+            }
+        }
+        if let Some(password) = server.initial_admin() {
+            let file = config
+                .auth
+                .as_ref()
+                .map(|a| a.htpasswd.display().to_string())
+                .unwrap_or_default();
+            // Shown once, on stdout, never logged.
+            println!("regproxy: created user `admin` with password {} (in {file}); it is shown only this once", password.expose());
+            println!("regproxy: log in with: docker login {addr}  -- change it with: regproxy htpasswd add admin --file {file}");
         }
         let shutdown = shutdown_signal();
         println!("regproxy: listening on {}://{addr}", server.scheme());

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::auth::ldap::LdapConfig;
+use crate::auth::{AuthSettings, Backend, Challenge};
 use crate::tls::certs::SubjectNames;
 use crate::tls::TlsMode;
 
@@ -32,6 +34,30 @@ struct RawConfig {
     storage: Option<RawStorage>,
     trust_forwarded_headers: Option<bool>,
     tls: Option<RawTls>,
+    auth: Option<RawAuth>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    enabled: Option<bool>,
+    challenge: Option<Challenge>,
+    htpasswd: Option<PathBuf>,
+    ldap: Option<LdapConfig>,
+    order: Option<Vec<Backend>>,
+    token: Option<RawToken>,
+    cache_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawToken {
+    service: Option<String>,
+    issuer: Option<String>,
+    expiry_secs: Option<u64>,
+    refresh_expiry_secs: Option<u64>,
+    key: Option<PathBuf>,
+    realm: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +96,8 @@ pub struct Config {
     pub trust_forwarded_headers: bool,
     /// TLS: automatic (built-in CA), the operator's files, or off.
     pub tls: TlsMode,
+    /// Authentication, or `None` for none (`--no-auth`).
+    pub auth: Option<AuthSettings>,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -86,8 +114,26 @@ impl Default for Config {
                 dir: PathBuf::from(DEFAULT_CERTS),
                 extra: SubjectNames::default(),
             },
+            auth: Some(default_auth(Path::new("."))),
             source: None,
         }
+    }
+}
+
+/// Authentication on, htpasswd users from `./htpasswd`, Docker tokens.
+fn default_auth(base: &Path) -> AuthSettings {
+    AuthSettings {
+        htpasswd: base.join("htpasswd"),
+        ldap: None,
+        order: vec![Backend::Htpasswd],
+        challenge: Challenge::Token,
+        service: "regproxy".into(),
+        issuer: "regproxy".into(),
+        token_ttl: std::time::Duration::from_secs(300),
+        refresh_ttl: std::time::Duration::from_secs(30 * 24 * 3600),
+        token_key: base.join("certs").join("token.key"),
+        realm: None,
+        cache_ttl: std::time::Duration::from_secs(300),
     }
 }
 
@@ -208,6 +254,11 @@ impl Config {
                 }
             };
         }
+        if let Some(auth) = raw.auth {
+            config.auth = parse_auth(auth, text, base, &mut problems);
+        } else {
+            config.auth = Some(default_auth(base));
+        }
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -215,6 +266,91 @@ impl Config {
             Err(problems)
         }
     }
+}
+
+fn parse_auth(
+    raw: RawAuth,
+    text: &str,
+    base: &Path,
+    problems: &mut Vec<Problem>,
+) -> Option<AuthSettings> {
+    if raw.enabled == Some(false) {
+        return None;
+    }
+    let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    let mut a = default_auth(base);
+    if let Some(c) = raw.challenge {
+        a.challenge = c;
+    }
+    if let Some(p) = raw.htpasswd {
+        a.htpasswd = abs(p);
+    }
+    if let Some(mut ldap) = raw.ldap {
+        ldap.ca_file = ldap.ca_file.map(abs);
+        ldap.bind_password_file = ldap.bind_password_file.map(abs);
+        for message in ldap.validate() {
+            problems.push(Problem {
+                line: find_key_line(text, "ldap"),
+                message: format!("auth.ldap: {message}"),
+            });
+        }
+        a.order = vec![Backend::Htpasswd, Backend::Ldap];
+        a.ldap = Some(ldap);
+    }
+    if let Some(order) = raw.order {
+        if order.is_empty() {
+            problems.push(Problem {
+                line: find_key_line(text, "order"),
+                message: "auth.order is empty: list htpasswd and/or ldap".into(),
+            });
+        }
+        if order.contains(&Backend::Ldap) && a.ldap.is_none() {
+            problems.push(Problem {
+                line: find_key_line(text, "order"),
+                message: "auth.order names ldap, but there is no auth.ldap section".into(),
+            });
+        }
+        a.order = order;
+    }
+    if let Some(secs) = raw.cache_secs {
+        a.cache_ttl = std::time::Duration::from_secs(secs);
+    }
+    if let Some(t) = raw.token {
+        if let Some(s) = t.service {
+            a.service = s;
+        }
+        if let Some(i) = t.issuer {
+            a.issuer = i;
+        }
+        if let Some(e) = t.expiry_secs {
+            if e < crate::auth::token::MIN_TOKEN_SECS {
+                problems.push(Problem {
+                    line: find_key_line(text, "expiry_secs"),
+                    message: format!(
+                        "auth.token.expiry_secs must be at least {}: Docker and podman treat every token as valid that long",
+                        crate::auth::token::MIN_TOKEN_SECS
+                    ),
+                });
+            }
+            a.token_ttl = std::time::Duration::from_secs(e);
+        }
+        if let Some(e) = t.refresh_expiry_secs {
+            a.refresh_ttl = std::time::Duration::from_secs(e);
+        }
+        if let Some(k) = t.key {
+            a.token_key = abs(k);
+        }
+        if let Some(r) = t.realm {
+            if !(r.starts_with("https://") || r.starts_with("http://")) {
+                problems.push(Problem {
+                    line: find_key_line(text, "realm"),
+                    message: "auth.token.realm must be an absolute URL such as https://registry.example.com/auth/token".into(),
+                });
+            }
+            a.realm = Some(r);
+        }
+    }
+    Some(a)
 }
 
 /// Parses, and on each error records it and blanks the offending block so
@@ -324,6 +460,33 @@ trust_forwarded_headers: maybe
         );
         assert!(problems[1].message.contains("rooot"), "{problems:#?}");
         assert!(problems[3].message.contains("extra"));
+    }
+
+    #[test]
+    fn auth_settings() {
+        let base = Path::new("/srv");
+        let c = Config::parse("", base).unwrap();
+        let a = c.auth.unwrap();
+        assert_eq!(a.htpasswd, PathBuf::from("/srv/htpasswd"));
+        assert_eq!(a.order, vec![Backend::Htpasswd]);
+        assert!(Config::parse("auth:\n  enabled: false\n", base)
+            .unwrap()
+            .auth
+            .is_none());
+        let c = Config::parse(
+            "auth:\n  challenge: basic\n  token:\n    expiry_secs: 120\n",
+            base,
+        )
+        .unwrap();
+        assert_eq!(c.auth.unwrap().challenge, Challenge::Basic);
+        let p = Config::parse(
+            "auth:\n  token:\n    expiry_secs: 5\n  order: [ldap]\n",
+            base,
+        )
+        .unwrap_err();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(p[0].line, Some(3));
+        assert_eq!(p[1].line, Some(4));
     }
 
     #[test]

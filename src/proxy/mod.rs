@@ -28,6 +28,8 @@ pub enum ProxyError {
     },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::SetupError),
 }
 
 impl ProxyError {
@@ -37,15 +39,23 @@ impl ProxyError {
                 format!("check that {path} exists or can be created, and is writable (storage.filesystem.root or --data)")
             }
             ProxyError::Tls(e) => e.hint(),
+            ProxyError::Auth(_) => {
+                "check the auth section of proxy.yaml (htpasswd path, token key, ldap)".into()
+            }
         }
     }
 }
 
-/// A ready-to-run front: storage opened, certificates loaded.
+/// A ready-to-run front: storage opened, certificates loaded, users read.
 pub struct Server {
     front: Arc<pipeline::Front>,
     tls: Option<Arc<TlsServer>>,
+    /// The password of the `admin` user made on this first start, if any.
+    initial_admin: Option<crate::auth::secret::Secret>,
 }
+
+/// How often the htpasswd file is checked for changes.
+const USERS_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Server {
     pub fn new(config: &Config) -> Result<Server, ProxyError> {
@@ -55,14 +65,35 @@ impl Server {
                 source,
             })?;
         let tls = TlsServer::prepare(&config.tls)?;
+        let (authorizer, initial_admin) = match &config.auth {
+            None => (Authorizer::open(), None),
+            Some(settings) => {
+                let admin = crate::auth::bootstrap_admin(settings)?;
+                (Authorizer::new(settings)?, admin)
+            }
+        };
         let front = Arc::new(pipeline::Front {
             registry: Registry::new(Arc::new(storage)),
-            authorizer: Authorizer::open(),
+            authorizer,
             trust_forwarded_headers: config.trust_forwarded_headers,
             scheme: if tls.is_some() { "https" } else { "http" },
             ca_pem: tls.as_ref().and_then(|t| t.ca_pem.clone()),
         });
-        Ok(Server { front, tls })
+        Ok(Server {
+            front,
+            tls,
+            initial_admin,
+        })
+    }
+
+    /// The password of the `admin` user created on this first start (shown
+    /// once by the CLI), if one was.
+    pub fn initial_admin(&self) -> Option<&crate::auth::secret::Secret> {
+        self.initial_admin.as_ref()
+    }
+
+    pub fn auth_enabled(&self) -> bool {
+        self.front.authorizer.is_enabled()
     }
 
     /// `https` or `http`.
@@ -74,7 +105,17 @@ impl Server {
     /// flight finish (bounded by a timeout).
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let watcher = self.tls.as_ref().map(|t| t.spawn_watcher());
+        let authorizer = self.front.authorizer.clone();
+        let users = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(USERS_WATCH_INTERVAL);
+            loop {
+                tick.tick().await;
+                let a = authorizer.clone();
+                let _ = tokio::task::spawn_blocking(move || a.reload()).await;
+            }
+        });
         listener::serve(listener, self.front, self.tls, shutdown).await;
+        users.abort();
         if let Some(w) = watcher {
             w.abort();
         }

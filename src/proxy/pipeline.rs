@@ -10,7 +10,7 @@ use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::auth::Authorizer;
+use crate::auth::{self, Authorizer};
 use crate::registry::response::{self, Body};
 use crate::registry::{self, Registry, Route};
 
@@ -38,7 +38,7 @@ impl Front {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let mut resp = self.pipeline(req).await;
+        let mut resp = self.pipeline(req, peer).await;
         resp.headers_mut().insert(
             "Docker-Distribution-Api-Version",
             HeaderValue::from_static("registry/2.0"),
@@ -54,7 +54,7 @@ impl Front {
         resp
     }
 
-    async fn pipeline(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn pipeline(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         match req.uri().path() {
             "/" => {
                 return text(
@@ -75,20 +75,54 @@ impl Front {
             }
             _ => {}
         }
-        let routed = Route::parse(req.uri().path())
-            .and_then(|route| self.authorizer.authorize(req.method(), route));
-        let access = match routed {
-            Ok(a) => a,
+        let (parts, body) = req.into_parts();
+        let origin = self.origin(&parts.headers);
+        if parts.uri.path() == auth::TOKEN_PATH {
+            let body = match read_small_body(body).await {
+                Ok(b) => b,
+                Err(e) => return response::error(&e),
+            };
+            return self
+                .authorizer
+                .token_endpoint(&parts, body, peer.ip())
+                .await;
+        }
+        let route = match Route::parse(parts.uri.path()) {
+            Ok(r) => r,
             Err(e) => return response::error(&e),
         };
-        let base_url = self.base_url(req.headers());
-        let (parts, body) = req.into_parts();
+        let info = auth::RequestInfo {
+            method: &parts.method,
+            headers: &parts.headers,
+            peer: peer.ip(),
+            origin: &origin,
+        };
+        let access = match self.authorizer.authorize(route, &info).await {
+            Ok(a) => a,
+            Err(e) => return e.into_response(),
+        };
+        let base_url = self.base_url(&parts.headers);
         self.registry
             .handle(access, registry::Request::new(parts, body, base_url))
             .await
     }
 
-    /// The prefix for `Location` headers: relative by default; absolute,
+    /// `scheme://host:port` as the client reached us (for the token realm):
+    /// from `Host`, or the forwarding headers when trusted.
+    fn origin(&self, headers: &http::HeaderMap) -> String {
+        let base = self.base_url(headers);
+        if !base.is_empty() {
+            return base;
+        }
+        let host = headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .filter(|h| h.parse::<http::uri::Authority>().is_ok())
+            .unwrap_or("localhost");
+        format!("{}://{host}", self.scheme)
+    }
+
+    /// The prefix for `Location` headers (and the token realm, when trusted): relative by default; absolute,
     /// from `X-Forwarded-Proto` and `X-Forwarded-Host` (or `Host`), when
     /// configured to trust them.
     fn base_url(&self, headers: &http::HeaderMap) -> String {
@@ -115,5 +149,20 @@ impl Front {
             Some(h) => format!("{proto}://{h}"),
             None => String::new(),
         }
+    }
+}
+
+/// The body of a token request: a small form, read whole (at most 64 KiB).
+async fn read_small_body(body: Incoming) -> Result<Option<Bytes>, registry::RegistryError> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(body, 64 * 1024);
+    match limited.collect().await {
+        Ok(c) => {
+            let b = c.to_bytes();
+            Ok((!b.is_empty()).then_some(b))
+        }
+        Err(_) => Err(registry::RegistryError::SizeInvalid(
+            "the token request body is larger than 64 KiB or broken".into(),
+        )),
     }
 }

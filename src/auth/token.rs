@@ -1,0 +1,401 @@
+//! The Docker token service's tokens: ES256 JWTs signed with a key made on
+//! first start (`certs/token.key`, 0600), with a `kid`.
+//!
+//! Access tokens carry the granted `access` list (Docker's token format);
+//! refresh tokens (`offline_token=true`, `access_type=offline`) let
+//! `docker login` store an identity token instead of the password. Both
+//! carry the user's source and, for htpasswd users, a fingerprint of their
+//! password hash, so a removed user or changed password ends them at once.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use super::identity::Source;
+use crate::registry::names::RepoName;
+use crate::registry::Action;
+
+/// Leeway for `exp`/`nbf`, for clocks that differ a little.
+const LEEWAY_SECS: u64 = 30;
+/// Docker and containers/image treat every token as valid for at least
+/// this long, so the service never issues shorter ones.
+pub const MIN_TOKEN_SECS: u64 = 60;
+
+/// One entry of a token's `access` list (Docker's format).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceActions {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub actions: Vec<String>,
+}
+
+impl ResourceActions {
+    /// Parses a `scope` value: `repository:team/app:pull,push` or
+    /// `registry:catalog:*`. Unknown forms are ignored (`None`).
+    pub fn parse_scope(scope: &str) -> Option<ResourceActions> {
+        let (kind, rest) = scope.split_once(':')?;
+        let (name, actions) = rest.rsplit_once(':')?;
+        let actions: Vec<String> = actions
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+            .collect();
+        match kind {
+            "repository" if name.parse::<RepoName>().is_ok() => {}
+            "registry" if name == "catalog" => {}
+            _ => return None,
+        }
+        Some(ResourceActions {
+            kind: kind.to_string(),
+            name: name.to_string(),
+            actions,
+        })
+    }
+
+    /// Whether this entry allows `action` on repository `repo`.
+    pub fn allows(&self, repo: &RepoName, action: Action) -> bool {
+        self.kind == "repository"
+            && self.name == repo.as_str()
+            && self
+                .actions
+                .iter()
+                .any(|a| a == action.as_str() || a == "*")
+    }
+}
+
+/// Access or refresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Use {
+    Access,
+    Refresh,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: u64,
+    pub nbf: u64,
+    pub iat: u64,
+    pub jti: String,
+    #[serde(default)]
+    pub access: Vec<ResourceActions>,
+    /// Where the user was found.
+    pub src: Source,
+    /// For htpasswd users: fingerprint of the password hash at issue time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pwv: Option<String>,
+    /// The user's groups at login (for authorization).
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(rename = "use")]
+    pub token_use: Use,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("invalid token: {0}")]
+    Invalid(String),
+    #[error("cannot read or write the token key {path}: {reason}")]
+    Key { path: String, reason: String },
+}
+
+/// Issues and verifies tokens.
+pub struct TokenService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    kid: String,
+    pub issuer: String,
+    pub service: String,
+    pub ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl TokenService {
+    /// Loads the signing key from `key_path`, making it (0600) if missing.
+    pub fn open(
+        key_path: &Path,
+        issuer: &str,
+        service: &str,
+        ttl: Duration,
+        refresh_ttl: Duration,
+    ) -> Result<TokenService, TokenError> {
+        let key_err = |reason: String| TokenError::Key {
+            path: key_path.display().to_string(),
+            reason,
+        };
+        let pem = match std::fs::read_to_string(key_path) {
+            Ok(pem) => pem,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = rcgen::KeyPair::generate().map_err(|e| key_err(e.to_string()))?;
+                let pem = key.serialize_pem();
+                write_private(key_path, &pem).map_err(|e| key_err(e.to_string()))?;
+                tracing::info!(key = %key_path.display(), "generated the token signing key");
+                pem
+            }
+            Err(e) => return Err(key_err(e.to_string())),
+        };
+        let key = rcgen::KeyPair::from_pem(&pem).map_err(|e| key_err(e.to_string()))?;
+        let encoding =
+            EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| key_err(e.to_string()))?;
+        let decoding = DecodingKey::from_ec_pem(key.public_key_pem().as_bytes())
+            .map_err(|e| key_err(e.to_string()))?;
+        let kid = hex::encode(&sha2::Sha256::digest(key.public_key_pem().as_bytes())[..8]);
+        Ok(TokenService {
+            encoding,
+            decoding,
+            kid,
+            issuer: issuer.to_string(),
+            service: service.to_string(),
+            ttl: ttl.max(Duration::from_secs(MIN_TOKEN_SECS)),
+            refresh_ttl,
+        })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Signs a token for `sub`; returns it with its claims.
+    pub fn issue(
+        &self,
+        sub: &str,
+        src: Source,
+        pwv: Option<String>,
+        groups: Vec<String>,
+        access: Vec<ResourceActions>,
+        token_use: Use,
+    ) -> Result<(String, Claims), TokenError> {
+        let iat = now();
+        let ttl = match token_use {
+            Use::Access => self.ttl,
+            Use::Refresh => self.refresh_ttl,
+        };
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: sub.to_string(),
+            aud: self.service.clone(),
+            exp: iat + ttl.as_secs(),
+            nbf: iat.saturating_sub(1),
+            iat,
+            jti: uuid::Uuid::new_v4().to_string(),
+            access,
+            src,
+            pwv,
+            groups,
+            token_use,
+        };
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("JWT".into());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        Ok((token, claims))
+    }
+
+    /// Verifies signature, algorithm, `exp`/`nbf` (with leeway), issuer,
+    /// audience and use.
+    pub fn verify(&self, token: &str, expected: Use) -> Result<Claims, TokenError> {
+        let mut v = Validation::new(Algorithm::ES256);
+        v.leeway = LEEWAY_SECS;
+        v.validate_nbf = true;
+        v.set_issuer(&[&self.issuer]);
+        v.set_audience(&[&self.service]);
+        v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        if data.header.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err(TokenError::Invalid("unknown key id".into()));
+        }
+        if data.claims.token_use != expected {
+            return Err(TokenError::Invalid("wrong token use".into()));
+        }
+        Ok(data.claims)
+    }
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    tmp.write_all(contents.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    fn service(dir: &Path) -> TokenService {
+        TokenService::open(
+            &dir.join("token.key"),
+            "regproxy",
+            "registry",
+            Duration::from_secs(300),
+            Duration::from_secs(3600),
+        )
+        .unwrap()
+    }
+
+    fn repo_scope() -> Vec<ResourceActions> {
+        vec![ResourceActions::parse_scope("repository:team-a/app:pull,push").unwrap()]
+    }
+
+    #[test]
+    fn scopes() {
+        let r = ResourceActions::parse_scope("repository:team-a/app:pull,push").unwrap();
+        assert!(r.allows(&"team-a/app".parse().unwrap(), Action::Push));
+        assert!(!r.allows(&"team-a/app".parse().unwrap(), Action::Delete));
+        assert!(!r.allows(&"team-a/other".parse().unwrap(), Action::Pull));
+        assert!(ResourceActions::parse_scope("registry:catalog:*").is_some());
+        assert!(ResourceActions::parse_scope("repository:Bad/Name:pull").is_none());
+        assert!(ResourceActions::parse_scope("nonsense").is_none());
+    }
+
+    #[test]
+    fn round_trip_and_key_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = service(dir.path());
+        let (t, _) = s
+            .issue(
+                "alice",
+                Source::Htpasswd,
+                Some("v".into()),
+                vec![],
+                repo_scope(),
+                Use::Access,
+            )
+            .unwrap();
+        let c = s.verify(&t, Use::Access).unwrap();
+        assert_eq!(c.sub, "alice");
+        assert_eq!(c.access, repo_scope());
+        assert!(
+            s.verify(&t, Use::Refresh).is_err(),
+            "an access token is no refresh token"
+        );
+        let again = service(dir.path());
+        assert_eq!(again.kid(), s.kid());
+        again.verify(&t, Use::Access).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("token.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    fn b64(v: &serde_json::Value) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    }
+
+    #[test]
+    fn forged_alg_none_expired_wrong_audience_and_wrong_key_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = service(dir.path());
+        let (t, claims) = s
+            .issue(
+                "alice",
+                Source::Ldap,
+                None,
+                vec![],
+                repo_scope(),
+                Use::Access,
+            )
+            .unwrap();
+
+        // Forged signature: change the payload, keep the signature.
+        let parts: Vec<&str> = t.split('.').collect();
+        let mut forged = serde_json::to_value(&claims).unwrap();
+        forged["sub"] = "mallory".into();
+        assert!(s
+            .verify(
+                &format!("{}.{}.{}", parts[0], b64(&forged), parts[2]),
+                Use::Access
+            )
+            .is_err());
+
+        // alg: none
+        let none = format!(
+            "{}.{}.",
+            b64(&serde_json::json!({"alg":"none","typ":"JWT"})),
+            parts[1]
+        );
+        assert!(s.verify(&none, Use::Access).is_err());
+
+        // Another key.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = service(other_dir.path());
+        let (t2, _) = other
+            .issue(
+                "alice",
+                Source::Ldap,
+                None,
+                vec![],
+                repo_scope(),
+                Use::Access,
+            )
+            .unwrap();
+        assert!(s.verify(&t2, Use::Access).is_err());
+
+        // Expired and wrong audience, signed with the right key.
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(s.kid().to_string());
+        let mut expired = claims.clone();
+        expired.exp = now() - 3600;
+        expired.nbf = now() - 7200;
+        let t3 = jsonwebtoken::encode(&header, &expired, &s.encoding).unwrap();
+        assert!(s.verify(&t3, Use::Access).is_err());
+        let mut wrong_aud = claims.clone();
+        wrong_aud.aud = "another-registry".into();
+        let t4 = jsonwebtoken::encode(&header, &wrong_aud, &s.encoding).unwrap();
+        assert!(s.verify(&t4, Use::Access).is_err());
+        let mut wrong_iss = claims;
+        wrong_iss.iss = "someone-else".into();
+        let t5 = jsonwebtoken::encode(&header, &wrong_iss, &s.encoding).unwrap();
+        assert!(s.verify(&t5, Use::Access).is_err());
+    }
+
+    #[test]
+    fn lifetimes_are_at_least_the_client_minimum() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = TokenService::open(
+            &dir.path().join("k"),
+            "i",
+            "s",
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(s.ttl, Duration::from_secs(MIN_TOKEN_SECS));
+    }
+}
