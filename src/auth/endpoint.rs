@@ -14,11 +14,14 @@ use std::net::IpAddr;
 use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 
+use super::acl::{Policy, Subject};
 use super::identity::{Credentials, Identity, Source, Unavailable};
 use super::secret::Secret;
 use super::token::{ResourceActions, Use};
 use super::{basic_credentials, Auth, AuthError};
+use crate::registry::names::RepoName;
 use crate::registry::response::{self, Body};
+use crate::registry::Action;
 use crate::registry::Query;
 
 /// Where the token service lives.
@@ -37,11 +40,12 @@ fn all(q: &Query, key: &str) -> Vec<String> {
 
 pub async fn handle(
     auth: &Auth,
+    policy: &Policy,
     parts: &http::request::Parts,
     body: Option<Bytes>,
     peer: IpAddr,
 ) -> Response<Body> {
-    match issue(auth, parts, body, peer).await {
+    match issue(auth, policy, parts, body, peer).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -49,6 +53,7 @@ pub async fn handle(
 
 async fn issue(
     auth: &Auth,
+    policy: &Policy,
     parts: &http::request::Parts,
     body: Option<Bytes>,
     peer: IpAddr,
@@ -61,10 +66,21 @@ async fn issue(
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            let creds = basic_credentials(value).ok_or_else(|| {
-                unauthorized("authentication required: log in with a username and password")
-            })?;
-            let identity = login(auth, &creds, peer).await?;
+            // No credentials: an anonymous token, holding only what the
+            // rules give anonymous users.
+            let identity = match basic_credentials(value) {
+                Some(creds) => login(auth, &creds, peer).await?,
+                None if value.is_empty() => Identity {
+                    user: String::new(),
+                    groups: vec![],
+                    source: Source::Anonymous,
+                },
+                None => {
+                    return Err(unauthorized(
+                        "authentication required: use Basic credentials",
+                    ))
+                }
+            };
             let scopes = all(&q, "scope");
             (
                 identity,
@@ -126,12 +142,18 @@ async fn issue(
         }
     };
 
-    // Every authenticated user gets what they ask for; per-namespace rules
-    // narrow this to the allowed subset.
-    let access: Vec<ResourceActions> = scopes
-        .iter()
-        .filter_map(|s| ResourceActions::parse_scope(s))
-        .collect();
+    // Only the allowed subset of what was asked for.
+    let subject = if identity.source == Source::Anonymous {
+        Subject::anonymous()
+    } else {
+        let mut groups = identity.groups.clone();
+        groups.extend(policy.groups_of(&identity.user));
+        Subject {
+            user: Some(identity.user.clone()),
+            groups,
+        }
+    };
+    let access = allowed_subset(policy, &subject, &scopes);
     let pwv = auth
         .version_of(&identity.user)
         .filter(|_| identity.source == Source::Htpasswd);
@@ -176,6 +198,39 @@ async fn issue(
     }
     tracing::info!(user = %identity.user, grant, scopes = scopes.len(), offline, "token issued");
     Ok(response::json(StatusCode::OK, &body))
+}
+
+/// The part of each requested scope the rules allow; entries with nothing
+/// left are dropped. The catalog is granted to logged-in users (the listing
+/// itself is filtered).
+fn allowed_subset(policy: &Policy, subject: &Subject, scopes: &[String]) -> Vec<ResourceActions> {
+    let mut out = Vec::new();
+    for mut r in scopes
+        .iter()
+        .filter_map(|s| ResourceActions::parse_scope(s))
+    {
+        if r.kind == "registry" {
+            if subject.user.is_some() {
+                out.push(r);
+            }
+            continue;
+        }
+        let Ok(repo) = r.name.parse::<RepoName>() else {
+            continue;
+        };
+        let mut actions = Vec::new();
+        for a in [Action::Pull, Action::Push, Action::Delete] {
+            let asked = r.actions.iter().any(|x| x == a.as_str() || x == "*");
+            if asked && policy.decide(subject, &repo, a).allowed {
+                actions.push(a.as_str().to_string());
+            }
+        }
+        if !actions.is_empty() {
+            r.actions = actions;
+            out.push(r);
+        }
+    }
+    out
 }
 
 async fn login(auth: &Auth, creds: &Credentials, peer: IpAddr) -> Result<Identity, AuthError> {

@@ -262,10 +262,12 @@ pub struct StoredUser {
     pub version: String,
 }
 
+type Users = Arc<HashMap<String, StoredUser>>;
+
 /// The server's view of the htpasswd file, reloaded when it changes.
 pub struct HtpasswdStore {
     path: PathBuf,
-    state: RwLock<(Option<SystemTime>, Arc<HashMap<String, StoredUser>>)>,
+    state: RwLock<(Option<SystemTime>, Users)>,
 }
 
 fn version_of(hash: &str) -> String {

@@ -9,6 +9,8 @@ use super::secret::Secret;
 pub enum Source {
     Htpasswd,
     Ldap,
+    /// No login: tokens for anonymous pulls.
+    Anonymous,
 }
 
 /// An authenticated user and the groups they belong to.

@@ -7,6 +7,7 @@
 //! from the token service ([`endpoint`]); password checks are cached and
 //! never run on the reactor.
 
+pub mod acl;
 pub mod cache;
 mod endpoint;
 pub mod htpasswd;
@@ -26,11 +27,13 @@ use http::{HeaderMap, Method, Response, StatusCode};
 use crate::registry::names::RepoName;
 use crate::registry::response::{self, header, Body};
 use crate::registry::{Action, RegistryError, Route};
+use acl::{Policy, Subject};
 use cache::{CredentialCache, FailureLimiter};
 use htpasswd::HtpasswdStore;
 use identity::{Credentials, Identity, Source, Unavailable, Verdict};
 use ldap::{LdapBackend, LdapConfig};
 use secret::Secret;
+use std::sync::RwLock;
 use token::{ResourceActions, TokenService, Use};
 
 pub use endpoint::TOKEN_PATH;
@@ -138,23 +141,17 @@ impl AuthError {
     }
 }
 
-/// What an authorized request may touch.
-#[derive(Debug, Clone)]
-enum Grant {
-    /// Authentication is off, or a Basic login (every action).
-    All,
-    /// A token's `access` list.
-    Token(Vec<ResourceActions>),
-}
-
 /// A request that passed authorization: the route, the action it needs,
-/// who asked, and what else they may touch (mount sources, catalog).
+/// who asked, and the policy that decides what else they may touch (mount
+/// sources, catalog entries).
 #[derive(Debug)]
 pub struct Authorized {
     route: Route,
     action: Option<Action>,
-    user: Option<String>,
-    grant: Grant,
+    subject: Subject,
+    policy: Arc<Policy>,
+    /// The token's `access` list, for token requests.
+    token: Option<Vec<ResourceActions>>,
 }
 
 impl Authorized {
@@ -168,22 +165,26 @@ impl Authorized {
 
     /// The authenticated user, if any.
     pub fn user(&self) -> Option<&str> {
-        self.user.as_deref()
+        self.subject.user.as_deref()
     }
 
-    /// Whether a cross-repository mount may read from `repo`.
+    /// Whether a cross-repository mount may read from `repo`: the rules
+    /// allow pull there, and a token (if any) grants it.
     pub fn may_mount_from(&self, repo: &RepoName) -> bool {
-        match &self.grant {
-            Grant::All => true,
-            Grant::Token(access) => access.iter().any(|a| a.allows(repo, Action::Pull)),
-        }
+        self.policy
+            .decide(&self.subject, repo, Action::Pull)
+            .allowed
+            && self
+                .token
+                .as_ref()
+                .is_none_or(|access| access.iter().any(|a| a.allows(repo, Action::Pull)))
     }
 
     /// Whether `repo` may appear in this caller's catalog.
-    pub fn may_list(&self, _repo: &RepoName) -> bool {
-        match &self.grant {
-            Grant::All | Grant::Token(_) => true,
-        }
+    pub fn may_list(&self, repo: &RepoName) -> bool {
+        self.policy
+            .decide(&self.subject, repo, Action::Pull)
+            .allowed
     }
 }
 
@@ -200,6 +201,8 @@ pub struct RequestInfo<'a> {
 #[derive(Clone)]
 pub struct Authorizer {
     auth: Option<Arc<Auth>>,
+    /// Swapped whole on reload: a request sees the old rules or the new.
+    policy: Arc<RwLock<Arc<Policy>>>,
 }
 
 /// The state behind enabled authentication.
@@ -217,10 +220,26 @@ struct Auth {
 impl Authorizer {
     /// Everything allowed to everyone (`--no-auth`).
     pub fn open() -> Authorizer {
-        Authorizer { auth: None }
+        Authorizer {
+            auth: None,
+            policy: Arc::new(RwLock::new(Arc::new(Policy::open()))),
+        }
     }
 
-    pub fn new(s: &AuthSettings) -> Result<Authorizer, SetupError> {
+    /// The rules in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the rules atomically.
+    pub fn set_policy(&self, policy: Policy) {
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+    }
+
+    pub fn new(s: &AuthSettings, policy: Policy) -> Result<Authorizer, SetupError> {
         let htpasswd = if s.order.contains(&Backend::Htpasswd) {
             Some(HtpasswdStore::open(&s.htpasswd)?)
         } else {
@@ -248,6 +267,7 @@ impl Authorizer {
                 challenge: s.challenge,
                 realm: s.realm.clone(),
             })),
+            policy: Arc::new(RwLock::new(Arc::new(policy))),
         })
     }
 
@@ -266,30 +286,32 @@ impl Authorizer {
         }
     }
 
-    /// Checks a request against its route.
+    /// Checks a request against its route: who is asking (token, Basic
+    /// login, or nobody), then the rules, on every request.
     pub async fn authorize(
         &self,
         route: Route,
         info: &RequestInfo<'_>,
     ) -> Result<Authorized, AuthError> {
         let action = route.action(info.method).map_err(AuthError::Route)?;
+        let policy = self.policy();
         let Some(auth) = &self.auth else {
             return Ok(Authorized {
                 route,
                 action,
-                user: None,
-                grant: Grant::All,
+                subject: Subject::anonymous(),
+                policy,
+                token: None,
             });
         };
-        let challenge = || auth.challenge_for(&route, action, info.origin, None);
         let value = info
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if let Some(token) = strip_scheme(value, "bearer") {
+        let (subject, token) = if let Some(raw) = strip_scheme(value, "bearer") {
             let claims = auth
-                .verify_access(token)
+                .verify_access(raw)
                 .map_err(|why| AuthError::Unauthorized {
                     challenge: auth.challenge_for(
                         &route,
@@ -299,55 +321,91 @@ impl Authorizer {
                     ),
                     message: format!("authentication required: {why}"),
                 })?;
-            let allowed = match (&route, action) {
-                (_, None) => true,
-                (Route::Catalog, _) => claims
-                    .access
-                    .iter()
-                    .any(|a| a.kind == "registry" && a.name == "catalog"),
-                (r, Some(act)) => r
-                    .repo()
-                    .is_some_and(|repo| claims.access.iter().any(|a| a.allows(repo, act))),
-            };
-            if !allowed {
-                return Err(AuthError::Unauthorized {
-                    challenge: auth.challenge_for(
-                        &route,
-                        action,
-                        info.origin,
-                        Some("insufficient_scope"),
-                    ),
-                    message: "authentication required: the token does not grant this action".into(),
-                });
+            (subject_of(&policy, &claims), Some(claims.access))
+        } else if let Some(creds) = basic_credentials(value) {
+            let identity = auth
+                .authenticate(&creds, info.peer)
+                .await
+                .map_err(|e| match e {
+                    AuthError::Unauthorized { message, .. } => AuthError::Unauthorized {
+                        challenge: auth.challenge_for(&route, action, info.origin, None),
+                        message,
+                    },
+                    other => other,
+                })?;
+            let mut groups = identity.groups;
+            groups.extend(policy.groups_of(&identity.user));
+            (
+                Subject {
+                    user: Some(identity.user),
+                    groups,
+                },
+                None,
+            )
+        } else {
+            (Subject::anonymous(), None)
+        };
+        let anonymous = subject.user.is_none();
+        let login = || AuthError::Unauthorized {
+            challenge: auth.challenge_for(&route, action, info.origin, None),
+            message: "authentication required".into(),
+        };
+        // `/v2/` and the catalog need a login or a token; the catalog is
+        // then filtered by the rules.
+        let (allowed, scoped) = match (&route, action) {
+            (Route::Base, _) | (Route::Catalog, _) if anonymous && token.is_none() => {
+                return Err(login())
             }
-            return Ok(Authorized {
-                route,
-                action,
-                user: Some(claims.sub),
-                grant: Grant::Token(claims.access),
+            (Route::Base, _) | (_, None) => (true, true),
+            (Route::Catalog, _) => (
+                true,
+                token.as_ref().is_none_or(|t| {
+                    t.iter()
+                        .any(|a| a.kind == "registry" && a.name == "catalog")
+                }),
+            ),
+            (r, Some(act)) => {
+                let repo = r.repo().ok_or_else(login)?;
+                (
+                    policy.decide(&subject, repo, act).allowed,
+                    token
+                        .as_ref()
+                        .is_none_or(|t| t.iter().any(|a| a.allows(repo, act))),
+                )
+            }
+        };
+        if !allowed {
+            if anonymous {
+                return Err(login());
+            }
+            // Answer as for a missing repository where a listing would
+            // otherwise reveal that it exists.
+            return Err(match route {
+                Route::Tags(_) | Route::Referrers(..) => {
+                    AuthError::Route(RegistryError::NameUnknown)
+                }
+                _ => AuthError::Denied {
+                    message: "requested access to the resource is denied".into(),
+                },
             });
         }
-        let Some(creds) = basic_credentials(value) else {
+        if !scoped {
             return Err(AuthError::Unauthorized {
-                challenge: challenge(),
-                message: "authentication required".into(),
+                challenge: auth.challenge_for(
+                    &route,
+                    action,
+                    info.origin,
+                    Some("insufficient_scope"),
+                ),
+                message: "authentication required: the token does not grant this action".into(),
             });
-        };
-        let identity = auth
-            .authenticate(&creds, info.peer)
-            .await
-            .map_err(|e| match e {
-                AuthError::Unauthorized { message, .. } => AuthError::Unauthorized {
-                    challenge: challenge(),
-                    message,
-                },
-                other => other,
-            })?;
+        }
         Ok(Authorized {
             route,
             action,
-            user: Some(identity.user),
-            grant: Grant::All,
+            subject,
+            policy,
+            token,
         })
     }
 
@@ -359,9 +417,23 @@ impl Authorizer {
         peer: IpAddr,
     ) -> Response<Body> {
         match &self.auth {
-            Some(auth) => endpoint::handle(auth, parts, body, peer).await,
+            Some(auth) => endpoint::handle(auth, &self.policy(), parts, body, peer).await,
             None => response::error(&RegistryError::NotFound),
         }
+    }
+}
+
+/// The subject a token stands for: its user, the groups the directory gave
+/// them at login, and the groups `groups:` gives them now.
+fn subject_of(policy: &Policy, claims: &token::Claims) -> Subject {
+    if claims.src == Source::Anonymous {
+        return Subject::anonymous();
+    }
+    let mut groups = claims.groups.clone();
+    groups.extend(policy.groups_of(&claims.sub));
+    Subject {
+        user: Some(claims.sub.clone()),
+        groups,
     }
 }
 

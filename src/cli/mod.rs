@@ -39,6 +39,11 @@ the command prints how, for Docker, podman/skopeo, containerd/k3s and the OS sto
         #[command(subcommand)]
         command: HtpasswdCommand,
     },
+    /// Explain the access rules.
+    Acl {
+        #[command(subcommand)]
+        command: AclCommand,
+    },
     /// Work with the configuration file.
     Config {
         #[command(subcommand)]
@@ -124,6 +129,25 @@ enum HtpasswdCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum AclCommand {
+    /// May USER do ACTION on REPO? Prints allow or deny and the rule that
+    /// decided; exits 0 for allow, 1 for deny.
+    Check {
+        /// A user name, or `anonymous`
+        user: String,
+        repo: String,
+        /// pull, push or delete
+        action: String,
+        /// A group the user is in besides those in `groups:` (e.g. from LDAP); repeatable
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Config file
+        #[arg(long, short, default_value = config::DEFAULT_FILE)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum ConfigCommand {
     /// Check a config file and list every problem in it.
     Check {
@@ -151,6 +175,17 @@ impl CliError {
     }
 }
 
+impl CliError {
+    /// Exit with `code` and no message (the output already said it all).
+    fn silent(code: u8) -> CliError {
+        CliError {
+            message: String::new(),
+            hint: None,
+            code,
+        }
+    }
+}
+
 impl From<ConfigError> for CliError {
     fn from(e: ConfigError) -> Self {
         let hint = match &e {
@@ -174,6 +209,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.message.is_empty() => ExitCode::from(e.code),
         Err(e) => {
             eprintln!("regproxy: error: {}", e.message);
             if let Some(h) = e.hint {
@@ -189,10 +225,26 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve(args),
         Command::GenCert(args) => gen_cert(args),
         Command::Htpasswd { command } => htpasswd_cmd(command),
+        Command::Acl {
+            command:
+                AclCommand::Check {
+                    user,
+                    repo,
+                    action,
+                    groups,
+                    config,
+                },
+        } => acl_check(&user, &repo, &action, groups, &config),
         Command::Config {
             command: ConfigCommand::Check { config },
         } => {
             let c = Config::load(&config)?;
+            for w in &c.warnings {
+                match w.line {
+                    Some(l) => eprintln!("warning: {}:{l}: {}", config.display(), w.message),
+                    None => eprintln!("warning: {}: {}", config.display(), w.message),
+                }
+            }
             println!("{}: OK", config.display());
             println!("  listen: {}", c.listen);
             println!("  storage.filesystem.root: {}", c.storage_root.display());
@@ -355,6 +407,78 @@ fn htpasswd_cmd(command: HtpasswdCommand) -> Result<(), CliError> {
                 ))
             }
         }
+    }
+}
+
+fn acl_check(
+    user: &str,
+    repo: &str,
+    action: &str,
+    extra: Vec<String>,
+    path: &Path,
+) -> Result<(), CliError> {
+    use crate::auth::acl::{Reason, Subject};
+    use crate::registry::Action;
+    let config = Config::load(path)?;
+    let repo: crate::registry::names::RepoName =
+        repo.parse()
+            .map_err(|e: crate::registry::names::NameError| {
+                CliError::new(
+                    format!("invalid repository name {repo:?}: {e}"),
+                    "use a name such as team-a/app",
+                )
+            })?;
+    let act = match action {
+        "pull" => Action::Pull,
+        "push" => Action::Push,
+        "delete" => Action::Delete,
+        other => {
+            return Err(CliError::new(
+                format!("unknown action {other:?}"),
+                "use pull, push or delete",
+            ));
+        }
+    };
+    let policy = &config.policy;
+    let subject = if user == "anonymous" {
+        Subject::anonymous()
+    } else {
+        let mut groups = policy.groups_of(user);
+        groups.extend(extra);
+        Subject {
+            user: Some(user.to_string()),
+            groups,
+        }
+    };
+    let d = policy.decide(&subject, &repo, act);
+    let verdict = if d.allowed { "allow" } else { "deny" };
+    let why = match d.reason {
+        Reason::Open => "authentication is off".to_string(),
+        Reason::NoRules => "no access rules: every logged-in user may do everything".to_string(),
+        Reason::Admin => "admin".to_string(),
+        Reason::Default => "no rule matched: the default decides".to_string(),
+        Reason::Rule { index, line, .. } => {
+            let at = line
+                .map(|l| format!("{}:{l}", path.display()))
+                .unwrap_or_else(|| path.display().to_string());
+            format!("rule {} at {at}: {}", index + 1, policy.describe(index))
+        }
+    };
+    println!("{verdict}: {user} {action} {repo} ({why})");
+    if subject.user.is_some() {
+        println!(
+            "  groups: {}",
+            if subject.groups.is_empty() {
+                "none".to_string()
+            } else {
+                subject.groups.join(", ")
+            }
+        );
+    }
+    if d.allowed {
+        Ok(())
+    } else {
+        Err(CliError::silent(1))
     }
 }
 

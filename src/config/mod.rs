@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use std::collections::BTreeMap;
+
+use crate::auth::acl::{self, Policy, RawAccess};
 use crate::auth::ldap::LdapConfig;
 use crate::auth::{AuthSettings, Backend, Challenge};
 use crate::tls::certs::SubjectNames;
@@ -35,6 +38,8 @@ struct RawConfig {
     trust_forwarded_headers: Option<bool>,
     tls: Option<RawTls>,
     auth: Option<RawAuth>,
+    groups: Option<BTreeMap<String, Vec<String>>>,
+    access: Option<RawAccess>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +103,10 @@ pub struct Config {
     pub tls: TlsMode,
     /// Authentication, or `None` for none (`--no-auth`).
     pub auth: Option<AuthSettings>,
+    /// Who may do what where (`groups:` and `access:`).
+    pub policy: Policy,
+    /// Things worth fixing that do not stop the server (shadowed rules).
+    pub warnings: Vec<Problem>,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
 }
@@ -115,6 +124,8 @@ impl Default for Config {
                 extra: SubjectNames::default(),
             },
             auth: Some(default_auth(Path::new("."))),
+            policy: Policy::no_rules(&BTreeMap::new()),
+            warnings: Vec::new(),
             source: None,
         }
     }
@@ -259,6 +270,37 @@ impl Config {
         } else {
             config.auth = Some(default_auth(base));
         }
+        let groups = raw.groups.unwrap_or_default();
+        config.policy = match (&config.auth, raw.access) {
+            (None, _) => Policy::open(),
+            (Some(_), None) => Policy::no_rules(&groups),
+            (Some(auth), Some(access)) => {
+                match Policy::build(
+                    &groups,
+                    &access,
+                    &acl::rule_lines(text),
+                    auth.ldap.is_some(),
+                ) {
+                    Ok(p) => p,
+                    Err(rule_problems) => {
+                        problems.extend(rule_problems.into_iter().map(|p| Problem {
+                            line: p.line.or_else(|| find_key_line(text, "access")),
+                            message: format!("access: {}", p.message),
+                        }));
+                        Policy::open()
+                    }
+                }
+            }
+        };
+        config.warnings = config
+            .policy
+            .shadowed()
+            .into_iter()
+            .map(|p| Problem {
+                line: p.line,
+                message: format!("access: {}", p.message),
+            })
+            .collect();
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -460,6 +502,45 @@ trust_forwarded_headers: maybe
         );
         assert!(problems[1].message.contains("rooot"), "{problems:#?}");
         assert!(problems[3].message.contains("extra"));
+    }
+
+    #[test]
+    fn access_rules_with_lines() {
+        let text = "\
+groups:
+  team-a: [alice]
+access:
+  rules:
+    - subjects: [group:team-a]
+      repositories: [team-a]
+      actions: [pull, push]
+    - subjects: [group:nobody]
+      repositories: [x]
+      actions: [pull]
+";
+        let p = Config::parse(text, Path::new(".")).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].line, Some(8));
+        assert!(p[0].message.contains("nobody"));
+        let ok = text
+            .replace("group:nobody", "group:team-a")
+            .replace("[x]", "[team-a/app]")
+            .replace("[pull]\n", "[push]\n");
+        let c = Config::parse(&ok, Path::new(".")).unwrap();
+        assert_eq!(c.warnings.len(), 1, "the second rule is shadowed");
+        assert_eq!(c.warnings[0].line, Some(8));
+        assert!(
+            c.policy
+                .decide(
+                    &acl::Subject {
+                        user: Some("alice".into()),
+                        groups: c.policy.groups_of("alice")
+                    },
+                    &"team-a/app".parse().unwrap(),
+                    crate::registry::Action::Push
+                )
+                .allowed
+        );
     }
 
     #[test]

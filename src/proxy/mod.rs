@@ -52,6 +52,8 @@ pub struct Server {
     tls: Option<Arc<TlsServer>>,
     /// The password of the `admin` user made on this first start, if any.
     initial_admin: Option<crate::auth::secret::Secret>,
+    /// The config file, re-read for `groups:` and `access:` on change or SIGHUP.
+    config_source: Option<std::path::PathBuf>,
 }
 
 /// How often the htpasswd file is checked for changes.
@@ -69,7 +71,7 @@ impl Server {
             None => (Authorizer::open(), None),
             Some(settings) => {
                 let admin = crate::auth::bootstrap_admin(settings)?;
-                (Authorizer::new(settings)?, admin)
+                (Authorizer::new(settings, config.policy.clone())?, admin)
             }
         };
         let front = Arc::new(pipeline::Front {
@@ -83,6 +85,7 @@ impl Server {
             front,
             tls,
             initial_admin,
+            config_source: config.source.clone(),
         })
     }
 
@@ -114,10 +117,61 @@ impl Server {
                 let _ = tokio::task::spawn_blocking(move || a.reload()).await;
             }
         });
+        let rules = match (&self.config_source, self.front.authorizer.is_enabled()) {
+            (Some(path), true) => Some(tokio::spawn(watch_rules(
+                path.clone(),
+                self.front.authorizer.clone(),
+            ))),
+            _ => None,
+        };
         listener::serve(listener, self.front, self.tls, shutdown).await;
         users.abort();
+        if let Some(r) = rules {
+            r.abort();
+        }
         if let Some(w) = watcher {
             w.abort();
+        }
+    }
+}
+
+/// Re-reads the config file when it changes (or on SIGHUP) and swaps in its
+/// `groups:` and `access:` rules atomically; a broken file keeps the old
+/// rules and logs every problem. Other settings need a restart.
+async fn watch_rules(path: std::path::PathBuf, authorizer: Authorizer) {
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = mtime(&path);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(USERS_WATCH_INTERVAL);
+    loop {
+        #[cfg(unix)]
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
+        };
+        #[cfg(not(unix))]
+        let forced = {
+            tick.tick().await;
+            false
+        };
+        let now = mtime(&path);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || Config::load(&p)).await {
+            Ok(Ok(c)) if c.auth.is_some() => {
+                for w in &c.warnings {
+                    tracing::warn!(line = w.line, "{}", w.message);
+                }
+                authorizer.set_policy(c.policy);
+                tracing::info!(config = %path.display(), "reloaded access rules");
+            }
+            Ok(Ok(_)) => tracing::warn!("authentication cannot be turned off without a restart; keeping the previous access rules"),
+            Ok(Err(e)) => tracing::warn!("keeping the previous access rules: {e}"),
+            Err(e) => tracing::warn!(error = %e, "reloading the config failed"),
         }
     }
 }

@@ -36,7 +36,7 @@ fn is_alnum(b: u8) -> bool {
 }
 
 /// Checks one path component against `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
-fn valid_component(c: &[u8]) -> bool {
+pub fn valid_component(c: &[u8]) -> bool {
     let mut i = 0;
     let alnum_run = |i: &mut usize| {
         let start = *i;
