@@ -33,14 +33,15 @@ struct Entry {
 }
 
 pub struct CredentialCache {
-    key: [u8; 32],
+    /// One SHA-256 block: the key size HMAC uses without hashing it first.
+    key: [u8; 64],
     ttl: Duration,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl CredentialCache {
     pub fn new(ttl: Duration) -> CredentialCache {
-        let mut key = [0u8; 32];
+        let mut key = [0u8; 64];
         rand::rng().fill_bytes(&mut key);
         CredentialCache {
             key,
@@ -50,10 +51,7 @@ impl CredentialCache {
     }
 
     fn mac(&self, user: &str, password: &Secret) -> HmacSha256 {
-        // new_from_slice only fails for key sizes HMAC does not take; any
-        // size works for HMAC, so this never fails.
-        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key size"));
+        let mut m = <HmacSha256 as hmac::digest::KeyInit>::new(&self.key.into());
         m.update(user.as_bytes());
         m.update(&[0]);
         m.update(password.expose().as_bytes());
