@@ -11,4 +11,5 @@ pub mod cli;
 pub mod config;
 pub mod proxy;
 pub mod registry;
+pub mod reload;
 pub mod tls;

@@ -441,7 +441,8 @@ impl LdapBackend {
             }
             e => format!("LDAP server {url}: {what} failed: {e}"),
         };
-        tracing::warn!(%reason, "LDAP directory unavailable");
+        // Callers report it (at warn); this is for the details around it.
+        tracing::debug!(%reason, "LDAP directory unavailable");
         Unavailable { reason }
     }
 }

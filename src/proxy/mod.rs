@@ -56,9 +56,6 @@ pub struct Server {
     config_source: Option<std::path::PathBuf>,
 }
 
-/// How often the htpasswd file is checked for changes.
-const USERS_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-
 impl Server {
     pub fn new(config: &Config) -> Result<Server, ProxyError> {
         let storage =
@@ -110,7 +107,7 @@ impl Server {
         let watcher = self.tls.as_ref().map(|t| t.spawn_watcher());
         let authorizer = self.front.authorizer.clone();
         let users = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(USERS_WATCH_INTERVAL);
+            let mut tick = tokio::time::interval(crate::reload::INTERVAL);
             loop {
                 tick.tick().await;
                 let a = authorizer.clone();
@@ -141,20 +138,9 @@ impl Server {
 async fn watch_rules(path: std::path::PathBuf, authorizer: Authorizer) {
     let mtime = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = mtime(&path);
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut tick = tokio::time::interval(USERS_WATCH_INTERVAL);
+    let mut trigger = crate::reload::Trigger::new();
     loop {
-        #[cfg(unix)]
-        let forced = tokio::select! {
-            _ = tick.tick() => false,
-            Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
-        };
-        #[cfg(not(unix))]
-        let forced = {
-            tick.tick().await;
-            false
-        };
+        let forced = trigger.next().await;
         let now = mtime(&path);
         if !forced && now == seen {
             continue;

@@ -38,8 +38,6 @@ pub enum TlsMode {
 
 /// Warn when the certificate expires sooner than this.
 const EXPIRY_WARNING: time::Duration = time::Duration::days(30);
-/// How often the certificate files are checked for changes.
-const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -272,21 +270,9 @@ impl TlsServer {
     pub fn spawn_watcher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
-            #[cfg(unix)]
-            let mut hup =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-            let mut tick = tokio::time::interval(WATCH_INTERVAL);
+            let mut trigger = crate::reload::Trigger::new();
             loop {
-                #[cfg(unix)]
-                let forced = tokio::select! {
-                    _ = tick.tick() => false,
-                    Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => None } } => true,
-                };
-                #[cfg(not(unix))]
-                let forced = {
-                    tick.tick().await;
-                    false
-                };
+                let forced = trigger.next().await;
                 let me2 = me.clone();
                 match tokio::task::spawn_blocking(move || me2.reload(forced)).await {
                     Ok(Ok(true)) => {
