@@ -25,6 +25,7 @@ mod netns;
 mod oci;
 mod process;
 mod regproxy;
+mod slapd;
 
 pub use clients::{Podman, Skopeo};
 pub use distribution::Distribution;
@@ -39,8 +40,9 @@ pub use oci::{
     assert_same_oci_image, oci_reachable_blobs, read_oci_ref, write_oci_multiarch,
     write_oci_single, OciImage, OCI_INDEX, OCI_MANIFEST,
 };
-pub use process::{free_port, run, run_ok, Proc};
+pub use process::{free_port, run, run_ok, run_with_input, Proc};
 pub use regproxy::Regproxy;
+pub use slapd::*;
 
 use std::path::{Path, PathBuf};
 
