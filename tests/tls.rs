@@ -3,6 +3,8 @@
 //! plain-HTTP hint, `/ca.crt`, reload on change without dropping
 //! connections, and clear startup errors.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -411,4 +413,68 @@ fn startup_errors_are_clear() {
     ));
     assert!(matches!(e, TlsError::Expired { .. }), "{e}");
     assert!(e.hint().contains("gen-cert"));
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_certificate_even_when_its_time_did_not_change() {
+    let dir = cert_dir(&["registry.local"]);
+    let ca = dir.path().join("ca.crt");
+    let config = dir.path().join("proxy.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "tls:\n  dir: {}\nauth:\n  enabled: false\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = common::Regproxy::start_with_args(&[
+        "serve",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
+    let addr = server.addr();
+    handshake(addr, "registry.local", client_config(&ca, BOTH, &[]))
+        .await
+        .expect("initial certificate");
+
+    // New files with the old modification times: the watcher cannot tell.
+    let times: Vec<_> = ["server.crt", "server.key"]
+        .iter()
+        .map(|f| {
+            std::fs::metadata(dir.path().join(f))
+                .unwrap()
+                .modified()
+                .unwrap()
+        })
+        .collect();
+    certs::issue(dir.path(), &names(&["registry2.local"]), 30, false).unwrap();
+    for (f, t) in ["server.crt", "server.key"].iter().zip(times) {
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(f))
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(
+        handshake(addr, "registry2.local", client_config(&ca, BOTH, &[]))
+            .await
+            .is_err(),
+        "without SIGHUP the unchanged-looking files are not reloaded"
+    );
+    // SAFETY: kill(2) on the pid of a child this test started and still owns.
+    let rc = unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGHUP) };
+    assert_eq!(rc, 0);
+    assert!(
+        wait_for_name(addr, "registry2.local", &ca).await,
+        "SIGHUP reloads"
+    );
+    assert!(server.logs().contains("reloaded the TLS certificate"));
 }
