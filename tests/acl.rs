@@ -661,6 +661,18 @@ async fn rules_reload_live_and_a_broken_file_keeps_the_old_ones() {
     })
     .await;
 
+    // A file caught empty (or with its access section gone) must not open
+    // the registry: the previous rules stay.
+    rewrite(f.dir.path(), "");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        f.call(Some("alice"), Method::GET, "/v2/team-a/app/manifests/v1")
+            .await
+            .0,
+        403,
+        "old rules kept after an empty file"
+    );
+
     // A broken file: the previous rules stay.
     rewrite(f.dir.path(), &format!("{less}\n    - subjects: [group:nobody]\n      repositories: [x]\n      actions: [fly]\n"));
     tokio::time::sleep(Duration::from_secs(5)).await;

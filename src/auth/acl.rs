@@ -397,6 +397,11 @@ impl Policy {
         })
     }
 
+    /// Whether this policy has an `access:` section (rules, admins, default).
+    pub fn has_rules(&self) -> bool {
+        self.mode == Mode::Rules
+    }
+
     /// The groups `groups:` gives a user.
     pub fn groups_of(&self, user: &str) -> Vec<String> {
         self.member_of.get(user).cloned().unwrap_or_default()

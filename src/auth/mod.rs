@@ -89,8 +89,8 @@ pub enum AuthError {
     Route(RegistryError),
     /// 401: log in (again).
     Unauthorized { challenge: String, message: String },
-    /// 403: logged in, but not allowed.
-    Denied { message: String },
+    /// 403: logged in, but not allowed to do `action` on `repo`.
+    Denied { repo: String, action: &'static str },
     /// 429: too many failed logins; try again later.
     TooManyAttempts { retry_after: Duration },
     /// 503: a login backend is down.
@@ -105,7 +105,11 @@ impl AuthError {
             AuthError::Unauthorized { message, .. } => {
                 (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message.clone())
             }
-            AuthError::Denied { message } => (StatusCode::FORBIDDEN, "DENIED", message.clone()),
+            AuthError::Denied { .. } => (
+                StatusCode::FORBIDDEN,
+                "DENIED",
+                "requested access to the resource is denied".to_string(),
+            ),
             AuthError::TooManyAttempts { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "TOOMANYREQUESTS",
@@ -120,10 +124,15 @@ impl AuthError {
                 format!("{u}; try again later, or ask the registry's operator"),
             ),
         };
-        let mut r = response::json(
-            status,
-            &serde_json::json!({ "errors": [{ "code": code, "message": message }] }),
-        );
+        let mut error = serde_json::json!({ "code": code, "message": message });
+        // Docker retries a DENIED error that carries only the default message
+        // and no detail, as if it were transient; the access record (as
+        // Distribution sends it) makes it final.
+        if let AuthError::Denied { repo, action } = &self {
+            error["detail"] =
+                serde_json::json!([{ "Type": "repository", "Name": repo, "Action": action }]);
+        }
+        let mut r = response::json(status, &serde_json::json!({ "errors": [error] }));
         match self {
             AuthError::Unauthorized { challenge, .. } => {
                 r.headers_mut()
@@ -384,8 +393,9 @@ impl Authorizer {
                 Route::Tags(_) | Route::Referrers(..) => {
                     AuthError::Route(RegistryError::NameUnknown)
                 }
-                _ => AuthError::Denied {
-                    message: "requested access to the resource is denied".into(),
+                ref r => AuthError::Denied {
+                    repo: r.repo().map(|n| n.to_string()).unwrap_or_default(),
+                    action: action.map(Action::as_str).unwrap_or("pull"),
                 },
             });
         }

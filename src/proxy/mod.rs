@@ -148,6 +148,12 @@ async fn watch_rules(path: std::path::PathBuf, authorizer: Authorizer) {
         seen = now;
         let p = path.clone();
         match tokio::task::spawn_blocking(move || Config::load(&p)).await {
+            // A file caught half-written, or an `access:` section deleted,
+            // must not open the registry to every logged-in user.
+            Ok(Ok(c)) if authorizer.policy().has_rules() && !c.policy.has_rules() => tracing::warn!(
+                config = %path.display(),
+                "the new file has no access section; keeping the previous rules (restart to drop all rules)"
+            ),
             Ok(Ok(c)) if c.auth.is_some() => {
                 for w in &c.warnings {
                     tracing::warn!(line = w.line, "{}", w.message);
