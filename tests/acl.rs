@@ -326,7 +326,12 @@ async fn refusals_do_not_reveal_whether_a_repository_exists() {
             "/v2/team-b/nothing-here/manifests/v1",
         )
         .await;
-    assert_eq!((existing.0, &existing.1), (missing.0, &missing.1));
+    // The same answer, but for the name the client itself sent.
+    assert_eq!(existing.0, 403);
+    assert_eq!(
+        (existing.0, existing.1.replace("team-b/app", "NAME")),
+        (missing.0, missing.1.replace("team-b/nothing-here", "NAME"))
+    );
     let existing = f
         .call(Some("alice"), Method::HEAD, "/v2/team-b/app/manifests/v1")
         .await;
