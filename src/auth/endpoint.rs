@@ -123,13 +123,7 @@ async fn issue(
                     let identity = refresh(auth, token).await?;
                     (identity, scopes, false, "refresh_token")
                 }
-                _ => {
-                    return Err(AuthError::Route(
-                        crate::registry::RegistryError::Unsupported(
-                            "grant_type must be `password` or `refresh_token`".into(),
-                        ),
-                    ))
-                }
+                _ => return Err(AuthError::UnsupportedGrant),
             }
         }
         ref m => {

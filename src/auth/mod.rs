@@ -95,6 +95,8 @@ pub enum AuthError {
     TooManyAttempts { retry_after: Duration },
     /// 503: a login backend is down.
     Unavailable(Unavailable),
+    /// 400: a token request with a `grant_type` we do not serve.
+    UnsupportedGrant,
 }
 
 impl AuthError {
@@ -118,6 +120,12 @@ impl AuthError {
                     retry_after.as_secs().max(1)
                 ),
             ),
+            AuthError::UnsupportedGrant => (
+                StatusCode::BAD_REQUEST,
+                "UNSUPPORTED",
+                "unsupported_grant_type: grant_type must be `password` or `refresh_token`"
+                    .to_string(),
+            ),
             AuthError::Unavailable(u) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "UNAVAILABLE",
@@ -132,7 +140,12 @@ impl AuthError {
             error["detail"] =
                 serde_json::json!([{ "Type": "repository", "Name": repo, "Action": action }]);
         }
-        let mut r = response::json(status, &serde_json::json!({ "errors": [error] }));
+        let mut body = serde_json::json!({ "errors": [error] });
+        if let AuthError::UnsupportedGrant = self {
+            // The OAuth2 form of the same error, for OAuth2 clients.
+            body["error"] = "unsupported_grant_type".into();
+        }
+        let mut r = response::json(status, &body);
         match self {
             AuthError::Unauthorized { challenge, .. } => {
                 r.headers_mut()

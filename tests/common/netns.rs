@@ -183,6 +183,7 @@ impl Drop for Netns {
 /// Dropping it deletes the link, then both namespaces.
 pub struct Lan {
     veth_server: String,
+    veth_client: String,
     server_ip: String,
     client_ip: String,
     // Fields drop after `Drop::drop` has removed the link.
@@ -204,6 +205,7 @@ impl Lan {
             server_ip: format!("10.251.{x}.1"),
             client_ip: format!("10.251.{x}.2"),
             veth_server: veth_server.clone(),
+            veth_client: veth_client.clone(),
             server,
             client,
         };
@@ -247,6 +249,16 @@ impl Lan {
     /// The client's address on the LAN.
     pub fn client_ip(&self) -> &str {
         &self.client_ip
+    }
+
+    /// The server's end of the veth pair (inside `server`), e.g. for `tc`.
+    pub fn server_dev(&self) -> &str {
+        &self.veth_server
+    }
+
+    /// The client's end of the veth pair (inside `client`), e.g. for `tc`.
+    pub fn client_dev(&self) -> &str {
+        &self.veth_client
     }
 }
 
@@ -325,25 +337,13 @@ fn is_stale(line: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Replaces /etc/hosts atomically (rename) so that concurrent resolvers never
-/// see a half-written file; where /etc/hosts is a bind mount (containers),
-/// rename fails and the file is rewritten in place.
+/// Rewrites /etc/hosts in place (same inode), under the hosts lock. Not a
+/// rename: a rename would leave engines that bind-mount the old inode (in
+/// their own mount namespace) resolving with a stale file.
 fn write_hosts(lines: &[&str]) -> std::io::Result<()> {
     let mut text = lines.join("\n");
     text.push('\n');
-    let tmp = format!(
-        "/etc/.hosts.regproxy-test-{}-{}",
-        std::process::id(),
-        next_id()
-    );
-    let perms = fs::metadata(HOSTS)?.permissions();
-    fs::write(&tmp, &text)?;
-    fs::set_permissions(&tmp, perms)?;
-    if fs::rename(&tmp, HOSTS).is_err() {
-        let _ = fs::remove_file(&tmp);
-        fs::write(HOSTS, &text)?;
-    }
-    Ok(())
+    fs::write(HOSTS, text)
 }
 
 /// An exclusive flock on [`HOSTS_LOCK`], released on drop (file closed).

@@ -25,6 +25,8 @@ pub struct Regproxy {
     scheme: String,
     log_path: PathBuf,
     stdout_lines: mpsc::Receiver<String>,
+    /// Lines printed to stdout before the listening line.
+    startup_stdout: Vec<String>,
     _log_dir: tempfile::TempDir,
 }
 
@@ -132,6 +134,7 @@ impl Regproxy {
             scheme: scheme.to_string(),
             log_path,
             stdout_lines,
+            startup_stdout: seen,
             _log_dir: log_dir,
         }
     }
@@ -181,6 +184,12 @@ impl Regproxy {
             }
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Lines the server printed to stdout before the listening line (e.g.
+    /// the first-start `admin` password).
+    pub fn startup_stdout(&self) -> &[String] {
+        &self.startup_stdout
     }
 
     /// Lines the server printed to stdout after the listening line.
