@@ -187,3 +187,86 @@ fn gen_cert_usage_errors_do_not_panic() {
     let o = regproxy(dir.path(), &["gen-cert", "--host", "bad name!"]);
     assert_clean_failure(&o, 1);
 }
+
+#[test]
+fn first_start_makes_certificates_and_prints_how_to_trust_them() {
+    let data = tempfile::tempdir().unwrap();
+    let server = common::Regproxy::start_with_args(&[
+        "serve",
+        "--no-auth",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
+    assert_eq!(server.url().split("://").next(), Some("https"));
+    let out = server.startup_stdout().join("\n");
+    let fp_line = out
+        .lines()
+        .find(|l| l.contains("CA fingerprint (SHA-256): "))
+        .unwrap_or_else(|| panic!("no fingerprint in {out}"));
+    assert!(out.contains(&format!(":{}/ca.crt", server.port())), "{out}");
+    assert!(
+        out.contains("/etc/docker/certs.d/") && out.contains("update-ca-certificates"),
+        "{out}"
+    );
+    assert!(fp_line.len() > 90, "{fp_line}");
+}
+
+#[test]
+fn non_loopback_without_tls_or_auth_is_warned_about_loudly() {
+    let data = tempfile::tempdir().unwrap();
+    let server = common::Regproxy::start_with_args(&[
+        "serve",
+        "--no-tls",
+        "--no-auth",
+        "--listen",
+        "0.0.0.0:0",
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
+    assert!(
+        server.wait_for_log("SERVING PLAIN HTTP", Duration::from_secs(10)),
+        "{}",
+        server.logs()
+    );
+    assert!(
+        server.logs().contains("SERVING WITHOUT AUTHENTICATION"),
+        "{}",
+        server.logs()
+    );
+
+    let quiet = common::Regproxy::start(data.path(), &[]);
+    assert!(quiet.wait_for_log("storage", Duration::from_secs(10)));
+    assert!(
+        !quiet.logs().contains("SERVING"),
+        "loopback is not warned about"
+    );
+}
+
+#[test]
+fn a_certificate_that_expires_soon_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = certs::SubjectNames::default();
+    names.add_host("registry.local").unwrap();
+    certs::issue(&dir.path().join("certs"), &names, 10, false).unwrap();
+    std::fs::write(
+        dir.path().join("proxy.yaml"),
+        "tls:\n  dir: certs\nauth:\n  enabled: false\n",
+    )
+    .unwrap();
+    let server = common::Regproxy::start_with_args(&[
+        "serve",
+        "--config",
+        dir.path().join("proxy.yaml").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        dir.path().join("data").to_str().unwrap(),
+    ]);
+    assert!(
+        server.wait_for_log("expires soon", Duration::from_secs(10)),
+        "{}",
+        server.logs()
+    );
+}

@@ -478,3 +478,127 @@ async fn sighup_reloads_a_certificate_even_when_its_time_did_not_change() {
     );
     assert!(server.logs().contains("reloaded the TLS certificate"));
 }
+
+/// A key made by the openssl command in the formats operators bring (RSA
+/// as PKCS#8 and PKCS#1, EC as SEC1), and a certificate for it signed by an
+/// openssl-made CA (`DIR/ca.crt`).
+fn openssl_cert(dir: &Path, kind: &str) -> (PathBuf, PathBuf) {
+    let openssl = common::require_tool("openssl", "openssl");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&openssl)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    if !dir.join("ca.crt").exists() {
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=operator test CA",
+            "-days",
+            "30",
+        ]);
+        std::fs::write(
+            dir.join("leaf.ext"),
+            "subjectAltName=DNS:registry.local\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .unwrap();
+    }
+    let key = format!("{kind}.key");
+    match kind {
+        "rsa-pkcs8" => run(&[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &key,
+        ]),
+        "rsa-pkcs1" => run(&["genrsa", "-traditional", "-out", &key, "2048"]),
+        "ec-sec1" => run(&[
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+            &key,
+        ]),
+        _ => unreachable!(),
+    }
+    let csr = format!("{kind}.csr");
+    let crt = format!("{kind}.crt");
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        &key,
+        "-out",
+        &csr,
+        "-subj",
+        "/CN=registry.local",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        &crt,
+        "-days",
+        "30",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    (dir.join(crt), dir.join(key))
+}
+
+#[tokio::test]
+async fn operator_certificates_with_rsa_and_ec_keys_in_every_pem_form_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    for kind in ["rsa-pkcs8", "rsa-pkcs1", "ec-sec1"] {
+        let (cert, key) = openssl_cert(dir.path(), kind);
+        let header = std::fs::read_to_string(&key).unwrap();
+        let expected = match kind {
+            "rsa-pkcs8" => "BEGIN PRIVATE KEY",
+            "rsa-pkcs1" => "BEGIN RSA PRIVATE KEY",
+            _ => "BEGIN EC PRIVATE KEY",
+        };
+        assert!(header.contains(expected), "{kind}: {header}");
+        let server = TlsFixture::start(TlsMode::Files {
+            cert: cert.clone(),
+            key,
+            ca: None,
+        })
+        .await;
+        handshake(
+            server.addr,
+            "registry.local",
+            client_config(&dir.path().join("ca.crt"), BOTH, &[]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    }
+}

@@ -581,6 +581,19 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
             println!("regproxy: created user `admin` with password {} (in {file}); it is shown only this once", password.expose());
             println!("regproxy: log in with: docker login {addr}  -- change it with: regproxy htpasswd add admin --file {file}");
         }
+        if let Some(issued) = server.generated_certificate() {
+            // Public information: how clients come to trust this registry.
+            let host = issued.names.dns.first().cloned().unwrap_or_else(|| "localhost".into());
+            println!(
+                "regproxy: made a certificate in {} for {} and {}",
+                issued.dir.display(),
+                issued.names.dns.join(", "),
+                issued.names.ips.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+            );
+            for line in tls::trust::instructions(&host, addr.port(), &issued.ca_fingerprint).lines() {
+                println!("regproxy: {line}");
+            }
+        }
         let shutdown = shutdown_signal();
         println!("regproxy: listening on {}://{addr}", server.scheme());
         use std::io::Write;

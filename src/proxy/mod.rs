@@ -96,6 +96,11 @@ impl Server {
         self.front.authorizer.is_enabled()
     }
 
+    /// The certificates this start made with the built-in CA, if any.
+    pub fn generated_certificate(&self) -> Option<&crate::tls::certs::Issued> {
+        self.tls.as_ref().and_then(|t| t.generated.as_ref())
+    }
+
     /// `https` or `http`.
     pub fn scheme(&self) -> &'static str {
         self.front.scheme

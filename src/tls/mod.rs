@@ -178,11 +178,14 @@ pub struct TlsServer {
     pub ca_pem: Option<bytes::Bytes>,
     /// Stamps of the files last tried, so a broken file is reported once.
     seen: Mutex<(Option<SystemTime>, Option<SystemTime>)>,
+    /// What this start generated, if it made the certificates.
+    pub generated: Option<certs::Issued>,
 }
 
 impl TlsServer {
     /// Loads or makes the certificate for `mode`; `None` for plain HTTP.
     pub fn prepare(mode: &TlsMode) -> Result<Option<Arc<TlsServer>>, TlsError> {
+        let mut generated = None;
         let (cert, key, ca) = match mode {
             TlsMode::Disabled => return Ok(None),
             TlsMode::Files { cert, key, ca } => (cert.clone(), key.clone(), ca.clone()),
@@ -205,10 +208,11 @@ impl TlsServer {
                         "generated a server certificate signed by the built-in CA"
                     );
                     tracing::info!(
-                        "CA fingerprint (SHA-256) {}: clients trust {}/ca.crt, or download it from https://HOST:PORT/ca.crt and check this fingerprint (see `regproxy gen-cert --help`)",
+                        "CA fingerprint (SHA-256) {}: clients trust {}/ca.crt",
                         issued.ca_fingerprint.colon_hex(),
                         dir.display()
                     );
+                    generated = Some(issued);
                 }
                 (cert, key, Some(dir.join(certs::CA_CERT)))
             }
@@ -241,6 +245,7 @@ impl TlsServer {
             key_path: key,
             ca_pem,
             seen,
+            generated,
         })))
     }
 
