@@ -579,7 +579,15 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
                 .unwrap_or_default();
             // Shown once, on stdout, never logged.
             println!("regproxy: created user `admin` with password {} (in {file}); it is shown only this once", password.expose());
-            println!("regproxy: log in with: docker login {addr}  -- change it with: regproxy htpasswd add admin --file {file}");
+            let host_port = if addr.ip().is_unspecified() {
+                let host = gethostname::gethostname().into_string().unwrap_or_else(|_| "localhost".into());
+                format!("{host}:{}", addr.port())
+            } else {
+                addr.to_string()
+            };
+            println!(
+                "regproxy: log in with: docker login {host_port}  -- change it with: regproxy htpasswd add admin --file {file}"
+            );
         }
         if let Some(issued) = server.generated_certificate() {
             // Public information: how clients come to trust this registry.
