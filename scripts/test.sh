@@ -29,6 +29,7 @@ TOOLS=(
   "curl:curl"
   "openssl:openssl"                 # operator-made certificates (RSA, EC keys)
   "tc:iproute2"                     # a slow link for the token-lifetime push
+  "tmux:tmux"                       # a real terminal for password prompts
 )
 
 have() {

@@ -270,3 +270,102 @@ fn a_certificate_that_expires_soon_is_warned_about() {
         server.logs()
     );
 }
+
+/// Runs `cmd` in a fresh tmux session and answers its two password prompts
+/// like a person at a terminal; returns what the screen showed.
+fn type_passwords_in_a_terminal(cmd: &str, first: &str, second: &str) -> String {
+    let tmux = common::require_tool("tmux", "tmux");
+    let session = format!("regproxy-test-{}", std::process::id());
+    let tmux_run = |args: &[&str]| {
+        let out = Command::new(&tmux).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // `; sleep 30` keeps the pane open to read the result; killed below.
+    tmux_run(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "200",
+        "-y",
+        "20",
+        &format!("{cmd}; echo EXIT=$?; sleep 30"),
+    ]);
+    struct Kill<'a>(&'a Path, &'a str);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new(self.0)
+                .args(["kill-session", "-t", self.1])
+                .output();
+        }
+    }
+    let _kill = Kill(&tmux, &session);
+    let screen = || tmux_run(&["capture-pane", "-p", "-t", &session]);
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = screen();
+            if s.contains(needle) {
+                return s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} on screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("Password:");
+    tmux_run(&["send-keys", "-t", &session, first, "Enter"]);
+    wait_for("Password again:");
+    tmux_run(&["send-keys", "-t", &session, second, "Enter"]);
+    wait_for("EXIT=")
+}
+
+#[test]
+fn htpasswd_add_prompts_twice_without_echo() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    let bin = env!("CARGO_BIN_EXE_regproxy");
+    let cmd = format!(
+        "{bin} htpasswd add carol --cost 4 --file {}",
+        file.display()
+    );
+
+    let screen = type_passwords_in_a_terminal(&cmd, "Tr0ub4dor-and-3", "Tr0ub4dor-and-3");
+    assert!(
+        screen.contains("added user carol") && screen.contains("EXIT=0"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("Tr0ub4dor"),
+        "the password was echoed:\n{screen}"
+    );
+    let line = std::fs::read_to_string(&file).unwrap();
+    let hash = line.trim().strip_prefix("carol:").unwrap();
+    assert!(regproxy::auth::htpasswd::verify_password(
+        &regproxy::auth::secret::Secret::new("Tr0ub4dor-and-3"),
+        hash
+    ));
+
+    let screen = type_passwords_in_a_terminal(&cmd, "one-password", "another-one");
+    assert!(
+        screen.contains("do not match") && screen.contains("EXIT=1"),
+        "{screen}"
+    );
+    assert!(
+        !screen.contains("one-password") && !screen.contains("another-one"),
+        "{screen}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        line,
+        "file unchanged"
+    );
+}
