@@ -369,3 +369,54 @@ fn htpasswd_add_prompts_twice_without_echo() {
         "file unchanged"
     );
 }
+
+#[test]
+fn a_password_typed_as_the_user_name_is_not_logged() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let hash = regproxy::auth::htpasswd::hash_password(
+        &regproxy::auth::secret::Secret::new("right-pw"),
+        4,
+    )
+    .unwrap();
+    regproxy::auth::htpasswd::edit(&dir.path().join("htpasswd"), |f| f.set("alice", hash)).unwrap();
+    std::fs::write(
+        dir.path().join("proxy.yaml"),
+        "tls:\n  enabled: false\nauth:\n  htpasswd: htpasswd\n",
+    )
+    .unwrap();
+    let server = common::Regproxy::start_with_args(&[
+        "serve",
+        "--config",
+        dir.path().join("proxy.yaml").to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        dir.path().join("data").to_str().unwrap(),
+    ]);
+    let basic = |user: &str, pw: &str| {
+        let v = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"));
+        common::http_request(
+            "GET",
+            &format!("{}/v2/", server.url()),
+            &[("Authorization", &format!("Basic {v}"))],
+            None,
+        )
+    };
+    assert_eq!(basic("Oops-MyPassw0rd!", "").status, 401);
+    assert_eq!(basic("Oops-MyPassw0rd!", "x").status, 401);
+    assert_eq!(basic("alice", "wrong-pw").status, 401);
+    assert!(server.wait_for_log("failed login: wrong password", Duration::from_secs(10)));
+    let logs = server.logs();
+    assert!(logs.contains("failed login: unknown user"), "{logs}");
+    assert!(
+        logs.contains("alice"),
+        "a real user's name is logged: {logs}"
+    );
+    for secret in ["Oops-MyPassw0rd!", "wrong-pw", "right-pw"] {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the log:\n{logs}"
+        );
+    }
+}

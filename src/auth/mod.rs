@@ -605,6 +605,7 @@ impl Auth {
             return Ok(id);
         }
         let mut unavailable = None;
+        let mut known_user = false;
         for backend in &self.order {
             let verdict = match backend {
                 Backend::Htpasswd => {
@@ -651,7 +652,10 @@ impl Auth {
                     self.limiter.succeeded(user, peer);
                     return Ok(id);
                 }
-                Verdict::Rejected => break,
+                Verdict::Rejected => {
+                    known_user = true;
+                    break;
+                }
                 Verdict::UnknownUser => continue,
             }
         }
@@ -659,7 +663,13 @@ impl Auth {
             return Err(AuthError::Unavailable(u));
         }
         self.limiter.failed(user, peer);
-        tracing::info!(%peer, user, "failed login");
+        // An unknown "user name" is often a password typed in the wrong
+        // field: only names of real users are logged.
+        if known_user {
+            tracing::info!(%peer, user, "failed login: wrong password");
+        } else {
+            tracing::info!(%peer, "failed login: unknown user");
+        }
         Err(rejected())
     }
 }
