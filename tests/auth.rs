@@ -24,9 +24,9 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::add_users;
 use regproxy::auth::htpasswd;
 use regproxy::auth::identity::Source;
-use regproxy::auth::secret::Secret;
 use regproxy::auth::token::{Claims, ResourceActions, TokenService, Use};
 use regproxy::config::Config;
 use reqwest::header::HeaderMap;
@@ -39,8 +39,6 @@ const TIMEOUT: Duration = Duration::from_secs(20);
 /// server re-reads the file every 2 s).
 const CHANGE_WINDOW: Duration = Duration::from_secs(5);
 const CMD_TIMEOUT: Duration = Duration::from_secs(30);
-/// bcrypt cost for test users: the minimum, for speed.
-const COST: u32 = 4;
 
 const ALICE: (&str, &str) = ("alice", "alice-Secret-1");
 const BOB: (&str, &str) = ("bob", "bob-Secret-2");
@@ -83,14 +81,6 @@ fn client_from(local: Option<IpAddr>) -> reqwest::Client {
         .local_address(local)
         .build()
         .expect("reqwest client")
-}
-
-/// Adds (or replaces) users in an htpasswd file, cost 4.
-fn add_users(file: &Path, users: &[(&str, &str)]) {
-    for (user, password) in users {
-        let hash = htpasswd::hash_password(&Secret::new(*password), COST).expect("hash");
-        htpasswd::edit(file, |f| f.set(user, hash)).expect("edit htpasswd");
-    }
 }
 
 impl Server {

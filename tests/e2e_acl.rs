@@ -566,14 +566,6 @@ fn wait_for(registry: &Regproxy, needle: &str, count: usize) {
     }
 }
 
-fn add_users(file: &Path, users: &[(&str, &str)]) {
-    use regproxy::auth::{htpasswd, secret::Secret};
-    for (user, password) in users {
-        let hash = htpasswd::hash_password(&Secret::new(*password), 4).expect("hash");
-        htpasswd::edit(file, |f| f.set(user, hash)).expect("edit htpasswd");
-    }
-}
-
 /// Writes `path` atomically (temp file + rename), so the server's watcher
 /// never reads half a file.
 fn replace_file(path: &Path, text: &str) {
@@ -631,55 +623,4 @@ fn curl(ca: &Path, args: &[&str]) -> (u16, Value) {
         .unwrap_or_else(|_| panic!("no status in {text:?}"));
     let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     (status, body)
-}
-
-/// `ROOT/HOST:PORT/ca.crt`; the directory is removed on drop.
-struct CertsDir {
-    dir: PathBuf,
-}
-
-impl CertsDir {
-    fn install(root: &Path, host_port: &str, ca: &Path) -> CertsDir {
-        let guard = CertsDir {
-            dir: root.join(host_port),
-        };
-        fs::create_dir_all(&guard.dir).expect("create certs.d/HOST:PORT");
-        fs::copy(ca, guard.dir.join("ca.crt")).expect("install ca.crt");
-        guard
-    }
-}
-
-impl Drop for CertsDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            eprintln!("cleanup: remove {}: {e}", self.dir.display());
-        }
-    }
-}
-
-/// A rootfs tarball: the static busybox and one random file.
-fn write_rootfs_tarball(path: &Path, data_size: usize) -> PathBuf {
-    let busybox = fs::read(require_tool(BUSYBOX, "busybox-static")).expect("read busybox");
-    let data = random_bytes(data_size);
-    let tar = tar_archive(&[
-        ("bin/", &[]),
-        ("bin/busybox", &busybox),
-        ("data/", &[]),
-        ("data/random.bin", &data),
-    ]);
-    fs::write(path, tar).expect("write rootfs tarball");
-    path.to_path_buf()
-}
-
-fn output_text(out: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
 }

@@ -13,7 +13,7 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -296,20 +296,6 @@ fn ldap_user(uid: &str) -> (&'static str, &'static str) {
         .unwrap_or_else(|| panic!("no LDAP user {uid}"))
 }
 
-fn add_users(file: &Path, users: &[(&str, &str)]) {
-    use regproxy::auth::{htpasswd, secret::Secret};
-    for (user, password) in users {
-        let hash = htpasswd::hash_password(&Secret::new(*password), 4).expect("hash");
-        htpasswd::edit(file, |f| f.set(user, hash)).expect("edit htpasswd");
-    }
-}
-
-fn write_config(dir: &Path, yaml: &str) -> PathBuf {
-    let path = dir.join("proxy.yaml");
-    fs::write(&path, yaml).expect("write proxy.yaml");
-    path
-}
-
 /// `[WRAPPER...] env RUST_LOG=debug regproxy serve --config ... --listen
 /// LISTEN --data DATA` with TLS and authentication on; debug logging, so
 /// the secret search also covers debug lines.
@@ -522,55 +508,4 @@ impl Secrets {
             );
         }
     }
-}
-
-/// `ROOT/HOST:PORT/ca.crt`; the directory is removed on drop.
-struct CertsDir {
-    dir: PathBuf,
-}
-
-impl CertsDir {
-    fn install(root: &Path, host_port: &str, ca: &Path) -> CertsDir {
-        let guard = CertsDir {
-            dir: root.join(host_port),
-        };
-        fs::create_dir_all(&guard.dir).expect("create certs.d/HOST:PORT");
-        fs::copy(ca, guard.dir.join("ca.crt")).expect("install ca.crt");
-        guard
-    }
-}
-
-impl Drop for CertsDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            eprintln!("cleanup: remove {}: {e}", self.dir.display());
-        }
-    }
-}
-
-/// A rootfs tarball: the static busybox and one random file.
-fn write_rootfs_tarball(path: &Path, data_size: usize) -> PathBuf {
-    let busybox = fs::read(require_tool(BUSYBOX, "busybox-static")).expect("read busybox");
-    let data = random_bytes(data_size);
-    let tar = tar_archive(&[
-        ("bin/", &[]),
-        ("bin/busybox", &busybox),
-        ("data/", &[]),
-        ("data/random.bin", &data),
-    ]);
-    fs::write(path, tar).expect("write rootfs tarball");
-    path.to_path_buf()
-}
-
-fn output_text(out: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
 }

@@ -286,10 +286,6 @@ fn json_str(value: &Value) -> &str {
     value.as_str().unwrap_or("")
 }
 
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
-}
-
 fn tar_create(dir: &Path, tarball: &Path) {
     let tar = require_tool(TAR, "tar");
     run_ok(

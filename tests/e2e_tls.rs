@@ -344,12 +344,6 @@ fn start_tls(config: &Path, data: &Path, listen: &str) -> Regproxy {
     registry
 }
 
-fn write_config(dir: &Path, yaml: &str) -> PathBuf {
-    let path = dir.join("proxy.yaml");
-    fs::write(&path, yaml).expect("write proxy.yaml");
-    path
-}
-
 /// `regproxy gen-cert --out DIR ARGS`; returns what it printed.
 fn gen_cert(out: &Path, args: &[&str]) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_regproxy"));
@@ -417,53 +411,6 @@ fn assert_unknown_authority(out: &Output, what: &str) {
     );
 }
 
-fn output_text(out: &Output) -> String {
-    format!(
-        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `ROOT/HOST:PORT/ca.crt`; the directory is removed on drop.
-struct CertsDir {
-    dir: PathBuf,
-}
-
-impl CertsDir {
-    fn install(root: &Path, host_port: &str, ca: &Path) -> CertsDir {
-        let guard = CertsDir {
-            dir: root.join(host_port),
-        };
-        fs::create_dir_all(&guard.dir).expect("create certs.d/HOST:PORT");
-        fs::copy(ca, guard.dir.join("ca.crt")).expect("install ca.crt");
-        guard
-    }
-}
-
-impl Drop for CertsDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.dir) {
-            eprintln!("cleanup: remove {}: {e}", self.dir.display());
-        }
-    }
-}
-
-/// A rootfs tarball: the static busybox and one random file.
-fn write_rootfs_tarball(path: &Path, data_size: usize) -> PathBuf {
-    let busybox = fs::read(require_tool(BUSYBOX, "busybox-static")).expect("read busybox");
-    let data = random_bytes(data_size);
-    let tar = tar_archive(&[
-        ("bin/", &[]),
-        ("bin/busybox", &busybox),
-        ("data/", &[]),
-        ("data/random.bin", &data),
-    ]);
-    fs::write(path, tar).expect("write rootfs tarball");
-    path.to_path_buf()
-}
-
 /// A `docker save` archive of a one-layer linux/arm/v6 image.
 struct ArmImage {
     archive: PathBuf,
@@ -512,8 +459,4 @@ fn write_executable(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;
     fs::write(path, text).expect("write script");
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod script");
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("utf-8 path")
 }

@@ -1,6 +1,6 @@
-//! Test image contents made without internet: random data, a rootfs holding
-//! the static busybox, a multi-layer `docker build` context, and minimal tar
-//! and gzip writers for OCI layers.
+//! Test image contents made without internet: random data, a rootfs (or a
+//! rootfs tarball) holding the static busybox, a multi-layer `docker build`
+//! context, and minimal tar and gzip writers for OCI layers.
 
 use std::fs;
 use std::io::Read;
@@ -61,6 +61,20 @@ pub fn make_rootfs(dir: &Path, n_files: usize, file_size: usize) -> Vec<PathBuf>
             rel
         })
         .collect()
+}
+
+/// A rootfs tarball: the static busybox and one random file.
+pub fn write_rootfs_tarball(path: &Path, data_size: usize) -> PathBuf {
+    let busybox = fs::read(require_tool(BUSYBOX, "busybox-static")).expect("read busybox");
+    let data = random_bytes(data_size);
+    let tar = tar_archive(&[
+        ("bin/", &[]),
+        ("bin/busybox", &busybox),
+        ("data/", &[]),
+        ("data/random.bin", &data),
+    ]);
+    fs::write(path, tar).expect("write rootfs tarball");
+    path.to_path_buf()
 }
 
 /// A `docker build` context whose image has `1 + n_data_layers` layers.

@@ -16,6 +16,7 @@
 // Each test binary uses only some helpers (and re-exports).
 #![allow(dead_code, unused_imports)]
 
+mod certs;
 mod clients;
 mod distribution;
 mod dockerd;
@@ -27,21 +28,22 @@ mod process;
 mod regproxy;
 mod slapd;
 
+pub use certs::CertsDir;
 pub use clients::{Podman, Skopeo};
 pub use distribution::Distribution;
 pub use dockerd::Dockerd;
 pub use http::{http_get, http_request, HttpResponse};
 pub use images::{
     assert_same_file, gzip_stored, make_build_context, make_rootfs, random_bytes, sha256_hex,
-    tar_archive, write_random_file, BuildContext,
+    tar_archive, write_random_file, write_rootfs_tarball, BuildContext,
 };
 pub use netns::{sh_quote, wrapped_command, HostsEntry, Lan, Netns};
 pub use oci::{
     assert_same_oci_image, oci_reachable_blobs, read_oci_ref, write_oci_multiarch,
     write_oci_single, OciImage, OCI_INDEX, OCI_MANIFEST,
 };
-pub use process::{free_port, run, run_ok, run_with_input, Proc};
-pub use regproxy::Regproxy;
+pub use process::{free_port, output_text, run, run_ok, run_with_input, Proc};
+pub use regproxy::{add_users, write_config, Regproxy};
 pub use slapd::*;
 
 use std::path::{Path, PathBuf};
@@ -108,6 +110,11 @@ pub fn short_temp_dir(prefix: &str) -> tempfile::TempDir {
         .prefix(prefix)
         .tempdir_in("/tmp")
         .expect("create a temporary directory under /tmp")
+}
+
+/// `path` as `&str`, for command arguments; panics unless it is UTF-8.
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
 }
 
 /// The last `max_lines` lines of a log file, for failure messages.

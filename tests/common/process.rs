@@ -217,6 +217,16 @@ pub fn run_ok(cmd: &mut Command, timeout: Duration) -> Output {
     out
 }
 
+/// A command's exit status, stdout and stderr, for failure messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 fn drain(mut pipe: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {

@@ -225,3 +225,20 @@ impl Drop for Regproxy {
         }
     }
 }
+
+/// Writes `yaml` to `DIR/proxy.yaml` and returns that path.
+pub fn write_config(dir: &Path, yaml: &str) -> PathBuf {
+    let path = dir.join("proxy.yaml");
+    std::fs::write(&path, yaml).expect("write proxy.yaml");
+    path
+}
+
+/// Adds (or replaces) users in an htpasswd file, with bcrypt cost 4 (the
+/// minimum, for speed).
+pub fn add_users(file: &Path, users: &[(&str, &str)]) {
+    use ::regproxy::auth::{htpasswd, secret::Secret};
+    for (user, password) in users {
+        let hash = htpasswd::hash_password(&Secret::new(*password), 4).expect("hash");
+        htpasswd::edit(file, |f| f.set(user, hash)).expect("edit htpasswd");
+    }
+}
