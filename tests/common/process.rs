@@ -110,7 +110,24 @@ impl Drop for Proc {
 /// Runs `cmd` to completion with stdin closed and stdout/stderr captured. If
 /// it runs longer than `timeout` it is killed by pid and the test panics.
 pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
-    cmd.stdin(Stdio::null())
+    run_to_end(cmd, None, timeout)
+}
+
+/// Like [`run`], but writes `input` to the command's stdin (then closes it)
+/// instead of giving it a closed stdin, e.g. for `--password-stdin`.
+pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Output {
+    run_to_end(cmd, Some(input), timeout)
+}
+
+/// [`run`] (`input` is `None`) or [`run_with_input`].
+fn run_to_end(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
+    use std::io::Write;
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    cmd.stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let what = format!("{cmd:?}");
@@ -118,6 +135,14 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
     let child = proc.child_mut().expect("just spawned");
     let stdout = drain(child.stdout.take().expect("piped stdout"));
     let stderr = drain(child.stderr.take().expect("piped stderr"));
+    if let Some(input) = input {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        // A writer thread, so a command that does not read cannot block us.
+        let input = input.to_vec();
+        thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
 
     let deadline = Instant::now() + timeout;
     let status = loop {
@@ -131,56 +156,6 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
     };
     proc.kill9();
     // A grandchild could keep a pipe open; do not wait for it forever.
-    let stdout = stdout
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap_or_default();
-    let stderr = stderr
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap_or_default();
-    match status {
-        Some(status) => Output {
-            status,
-            stdout,
-            stderr,
-        },
-        None => panic!(
-            "command did not finish within {timeout:?} and was killed: {what}\n\
-             --- stdout ---\n{}\n--- stderr ---\n{}",
-            String::from_utf8_lossy(&stdout),
-            String::from_utf8_lossy(&stderr)
-        ),
-    }
-}
-
-/// Like [`run`], but writes `input` to the command's stdin (then closes it)
-/// instead of giving it a closed stdin, e.g. for `--password-stdin`.
-pub fn run_with_input(cmd: &mut Command, input: &[u8], timeout: Duration) -> Output {
-    use std::io::Write;
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let what = format!("{cmd:?}");
-    let mut proc = Proc::spawn(&what, cmd);
-    let child = proc.child_mut().expect("just spawned");
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let stdout = drain(child.stdout.take().expect("piped stdout"));
-    let stderr = drain(child.stderr.take().expect("piped stderr"));
-    // A writer thread, so a command that does not read cannot block us.
-    let input = input.to_vec();
-    thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = proc.try_exit_status() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            break None;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    proc.kill9();
     let stdout = stdout
         .recv_timeout(Duration::from_secs(10))
         .unwrap_or_default();
