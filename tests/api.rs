@@ -582,6 +582,22 @@ impl Server {
         assert_eq!(v["name"], repo);
         serde_json::from_value(v["tags"].clone()).unwrap()
     }
+
+    /// The status of an upload session (`GET` on its `Location`): `204`
+    /// with `Range: range`.
+    async fn expect_upload_range(&self, loc: &str, range: &str) -> Resp {
+        let r = self.get(loc).send().await;
+        r.expect(204).expect_header("range", range);
+        r
+    }
+
+    /// `GET`, `HEAD` and `DELETE` of `path` are all `404`, with the error
+    /// `code` where there is a body.
+    async fn expect_unknown(&self, path: &str, code: &str) {
+        self.get(path).send().await.expect_error(404, code);
+        self.head(path).send().await.expect_head_error(404);
+        self.delete(path).send().await.expect_error(404, code);
+    }
 }
 
 /// The target of a `Link: <...>; rel="next"` header.
@@ -696,12 +712,7 @@ async fn blob_delete() {
     let d = s.push_blob("blob/del", b"delete me").await;
     let path = format!("/v2/blob/del/blobs/{d}");
     s.delete(&path).send().await.expect(202);
-    s.get(&path).send().await.expect_error(404, "BLOB_UNKNOWN");
-    s.head(&path).send().await.expect_head_error(404);
-    s.delete(&path)
-        .send()
-        .await
-        .expect_error(404, "BLOB_UNKNOWN");
+    s.expect_unknown(&path, "BLOB_UNKNOWN").await;
 }
 
 #[tokio::test]
@@ -711,12 +722,7 @@ async fn unknown_blob_is_blob_unknown() {
     let d = sha256(b"never pushed");
     for repo in ["blob/known", "no/such/repo"] {
         let path = format!("/v2/{repo}/blobs/{d}");
-        s.get(&path).send().await.expect_error(404, "BLOB_UNKNOWN");
-        s.head(&path).send().await.expect_head_error(404);
-        s.delete(&path)
-            .send()
-            .await
-            .expect_error(404, "BLOB_UNKNOWN");
+        s.expect_unknown(&path, "BLOB_UNKNOWN").await;
     }
 }
 
@@ -841,9 +847,8 @@ async fn chunked_upload_with_content_range() {
     r.expect(202).expect_header("range", "0-24");
     let loc = r.location();
 
-    let r = s.get(&loc).send().await;
-    r.expect(204)
-        .expect_header("range", "0-24")
+    s.expect_upload_range(&loc, "0-24")
+        .await
         .expect_header("location", &loc);
 
     let r = s.put(&with_query(&loc, "digest", &d)).send().await;
@@ -915,11 +920,7 @@ async fn out_of_order_chunks_are_416() {
         );
     }
     // The status still says 0-9, and the upload goes on from there.
-    s.get(&loc)
-        .send()
-        .await
-        .expect(204)
-        .expect_header("range", "0-9");
+    s.expect_upload_range(&loc, "0-9").await;
     chunk("10-19", &blob[10..20])
         .await
         .expect(202)
@@ -933,11 +934,7 @@ async fn out_of_order_chunks_are_416() {
             .send()
     };
     put("25-29", &blob[25..]).await.expect(416);
-    s.get(&loc)
-        .send()
-        .await
-        .expect(204)
-        .expect_header("range", "0-19");
+    s.expect_upload_range(&loc, "0-19").await;
     put("20-29", &blob[20..]).await.expect(201);
     assert_eq!(
         s.get(&format!("/v2/order/app/blobs/{d}"))
@@ -966,11 +963,7 @@ async fn concurrent_chunks_on_one_session_are_ordered() {
     let mut statuses = [a.status, b.status];
     statuses.sort_unstable();
     assert_eq!(statuses, [202, 416], "{} / {}", a.text(), b.text());
-    s.get(&loc)
-        .send()
-        .await
-        .expect(204)
-        .expect_header("range", "0-99999");
+    s.expect_upload_range(&loc, "0-99999").await;
     s.put(&with_query(&loc, "digest", &sha256(&blob)))
         .send()
         .await
@@ -1063,29 +1056,28 @@ async fn upload_digest_errors() {
     let s = Server::start().await;
     let blob = b"the real content".to_vec();
     let wrong = sha256(b"something else");
+    let path = format!("/v2/dig/app/blobs/{wrong}");
+    // The blob with `?digest=`: in the closing PUT of the session at `loc`,
+    // or in a monolithic POST.
+    let put = |loc: &str, digest: &str| {
+        s.put(&with_query(loc, "digest", digest))
+            .body(blob.clone())
+            .send()
+    };
+    let post = |digest: &str| {
+        s.post(&format!("/v2/dig/app/blobs/uploads/?digest={digest}"))
+            .body(blob.clone())
+            .send()
+    };
 
     // Mismatch on the closing PUT; nothing becomes readable.
     let loc = s.start_upload("dig/app").await;
-    s.put(&with_query(&loc, "digest", &wrong))
-        .body(blob.clone())
-        .send()
-        .await
-        .expect_error(400, "DIGEST_INVALID");
-    s.get(&format!("/v2/dig/app/blobs/{wrong}"))
-        .send()
-        .await
-        .expect_error(404, "BLOB_UNKNOWN");
+    put(&loc, &wrong).await.expect_error(400, "DIGEST_INVALID");
+    s.get(&path).send().await.expect_error(404, "BLOB_UNKNOWN");
 
     // Mismatch on a monolithic POST.
-    s.post(&format!("/v2/dig/app/blobs/uploads/?digest={wrong}"))
-        .body(blob.clone())
-        .send()
-        .await
-        .expect_error(400, "DIGEST_INVALID");
-    s.get(&format!("/v2/dig/app/blobs/{wrong}"))
-        .send()
-        .await
-        .expect_error(404, "BLOB_UNKNOWN");
+    post(&wrong).await.expect_error(400, "DIGEST_INVALID");
+    s.get(&path).send().await.expect_error(404, "BLOB_UNKNOWN");
 
     // The closing PUT without ?digest=.
     let loc = s.start_upload("dig/app").await;
@@ -1105,16 +1097,8 @@ async fn upload_digest_errors() {
         "",
     ] {
         let loc = s.start_upload("dig/app").await;
-        s.put(&with_query(&loc, "digest", bad))
-            .body(blob.clone())
-            .send()
-            .await
-            .expect_error(400, "DIGEST_INVALID");
-        s.post(&format!("/v2/dig/app/blobs/uploads/?digest={bad}"))
-            .body(blob.clone())
-            .send()
-            .await
-            .expect_error(400, "DIGEST_INVALID");
+        put(&loc, bad).await.expect_error(400, "DIGEST_INVALID");
+        post(bad).await.expect_error(400, "DIGEST_INVALID");
     }
 }
 
@@ -1186,11 +1170,7 @@ async fn content_range_and_length_mismatch_is_size_invalid() {
         .await
         .expect_error(400, "SIZE_INVALID");
     // Nothing was stored; a correct chunk still works.
-    s.get(&loc)
-        .send()
-        .await
-        .expect(204)
-        .expect_header("range", "0-0");
+    s.expect_upload_range(&loc, "0-0").await;
     s.patch(&loc)
         .header("content-range", "0-4")
         .body(b"12345".to_vec())
@@ -1414,24 +1394,34 @@ async fn check_manifest_lifecycle(s: &Server, repo: &str, media_type: &str, byte
         .expect_error(404, "MANIFEST_UNKNOWN");
 }
 
-/// Two platform images and an index or list over them.
-async fn push_platform_images(s: &Server, repo: &str, image_type: &str) -> Value {
+/// Pushes two platform images of `image_type`; returns the bytes of an
+/// index or list (`index_type`) over them, not pushed.
+async fn push_platform_images(
+    s: &Server,
+    repo: &str,
+    image_type: &str,
+    index_type: &str,
+) -> Vec<u8> {
     let amd64 = s.push_image(repo, "", image_type, 20).await;
     let armv6 = s.push_image(repo, "", image_type, 21).await;
-    json!([
-        {
-            "mediaType": image_type,
-            "digest": amd64.digest,
-            "size": amd64.bytes.len(),
-            "platform": { "architecture": "amd64", "os": "linux" }
-        },
-        {
-            "mediaType": image_type,
-            "digest": armv6.digest,
-            "size": armv6.bytes.len(),
-            "platform": { "architecture": "arm", "os": "linux", "variant": "v6" }
-        }
-    ])
+    to_bytes(&json!({
+        "schemaVersion": 2,
+        "mediaType": index_type,
+        "manifests": [
+            {
+                "mediaType": image_type,
+                "digest": amd64.digest,
+                "size": amd64.bytes.len(),
+                "platform": { "architecture": "amd64", "os": "linux" }
+            },
+            {
+                "mediaType": image_type,
+                "digest": armv6.digest,
+                "size": armv6.bytes.len(),
+                "platform": { "architecture": "arm", "os": "linux", "variant": "v6" }
+            }
+        ],
+    }))
 }
 
 #[tokio::test]
@@ -1456,12 +1446,7 @@ async fn docker_schema2_manifest_lifecycle() {
 #[tokio::test]
 async fn docker_manifest_list_lifecycle() {
     let s = Server::start().await;
-    let manifests = push_platform_images(&s, "docker/multi", DOCKER_MANIFEST).await;
-    let bytes = to_bytes(&json!({
-        "schemaVersion": 2,
-        "mediaType": DOCKER_LIST,
-        "manifests": manifests,
-    }));
+    let bytes = push_platform_images(&s, "docker/multi", DOCKER_MANIFEST, DOCKER_LIST).await;
     check_manifest_lifecycle(&s, "docker/multi", DOCKER_LIST, &bytes).await;
 }
 
@@ -1487,12 +1472,7 @@ async fn oci_image_manifest_lifecycle() {
 #[tokio::test]
 async fn oci_image_index_lifecycle() {
     let s = Server::start().await;
-    let manifests = push_platform_images(&s, "oci/multi", OCI_MANIFEST).await;
-    let bytes = to_bytes(&json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": manifests,
-    }));
+    let bytes = push_platform_images(&s, "oci/multi", OCI_MANIFEST, OCI_INDEX).await;
     check_manifest_lifecycle(&s, "oci/multi", OCI_INDEX, &bytes).await;
 }
 
@@ -1799,15 +1779,7 @@ async fn unknown_manifests() {
     let unknown_digest = sha256(b"no such manifest");
     for reference in ["nope", unknown_digest.as_str()] {
         let path = format!("/v2/known/app/manifests/{reference}");
-        s.get(&path)
-            .send()
-            .await
-            .expect_error(404, "MANIFEST_UNKNOWN");
-        s.head(&path).send().await.expect_head_error(404);
-        s.delete(&path)
-            .send()
-            .await
-            .expect_error(404, "MANIFEST_UNKNOWN");
+        s.expect_unknown(&path, "MANIFEST_UNKNOWN").await;
     }
     for reference in ["latest", unknown_digest.as_str()] {
         let path = format!("/v2/unknown/app/manifests/{reference}");
@@ -2566,11 +2538,7 @@ async fn hostile_inputs_get_4xx_oci_errors_and_the_server_survives() {
         );
     }
     // Nothing reached the session.
-    s.get(&upload)
-        .send()
-        .await
-        .expect(204)
-        .expect_header("range", "0-0");
+    s.expect_upload_range(&upload, "0-0").await;
 
     // Manifest bodies: not JSON, the wrong JSON, nested garbage, unicode.
     let deep_array = "[".repeat(100_000);
