@@ -212,7 +212,10 @@ fn docker_users_push_only_where_the_rules_allow_and_a_reload_applies_without_a_n
     // Tag lists of forbidden repositories look like missing ones.
     let tags = |who: (&str, &str), repo: &str| {
         let url = format!("https://{host}/v2/{repo}/tags/list");
-        curl(&ca, &["-u", &format!("{}:{}", who.0, who.1), &url])
+        let (status, body) = curl(&ca, &["-u", &format!("{}:{}", who.0, who.1), &url]);
+        let body: Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+        (status, body)
     };
     assert_eq!(
         tags(ALICE, "team-b/app"),
@@ -597,30 +600,4 @@ fn acl_check(config: &Path, args: &[&str]) -> Output {
 
 fn config_check(config: &Path) -> Output {
     regproxy(&["config", "check", "--config", path_str(config)])
-}
-
-/// `curl ARGS` trusting only the registry's CA: (status, JSON body).
-fn curl(ca: &Path, args: &[&str]) -> (u16, Value) {
-    let mut cmd = Command::new(require_tool("curl", "curl"));
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "20",
-        "--noproxy",
-        "*",
-        "-w",
-        "\n%{http_code}",
-        "--cacert",
-    ])
-    .arg(ca)
-    .args(args);
-    let out = run_ok(&mut cmd, CMD_TIMEOUT);
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (body, status) = text.rsplit_once('\n').unwrap_or_default();
-    let status = status
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("no status in {text:?}"));
-    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
-    (status, body)
 }

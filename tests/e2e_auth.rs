@@ -14,7 +14,7 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -399,32 +399,6 @@ fn push_and_pull(engine: &Dockerd, dir: &Path, image: &str) {
     assert_eq!(pull.matches("Pull complete").count(), 1, "pull:\n{pull}");
     assert_eq!(engine.inspect(image, "{{.Id}}"), id);
     assert_eq!(engine.inspect(image, "{{json .RootFS.Layers}}"), layers);
-}
-
-/// `curl ARGS` trusting only the registry's CA: the status and the body.
-fn curl(ca: &Path, args: &[&str]) -> (u16, String) {
-    let curl = require_tool("curl", "curl");
-    let mut cmd = Command::new(curl);
-    cmd.args([
-        "-sS",
-        "--max-time",
-        "20",
-        "--noproxy",
-        "*",
-        "-w",
-        "\n%{http_code}",
-    ])
-    .arg("--cacert")
-    .arg(ca)
-    .args(args);
-    let out = run_ok(&mut cmd, CMD_TIMEOUT);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
-    let status = status
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("curl printed no status: {text}"));
-    (status, body.to_string())
 }
 
 /// Like [`curl`], for a 200 answer; returns it as JSON.

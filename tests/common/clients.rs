@@ -1,6 +1,6 @@
 //! skopeo and podman with private state: their own policy, auth file,
 //! storage root and temp dirs, so tests run in parallel and touch no global
-//! state. Every command is bounded in time.
+//! state; and curl trusting one CA. Every command is bounded in time.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -13,6 +13,9 @@ use super::{require_tool, temp_dir, PODMAN, SKOPEO};
 
 /// Upper bound for one skopeo or podman command.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Upper bound for one curl command (which itself gives up after 20 s).
+const CURL_TIMEOUT: Duration = Duration::from_secs(60);
 
 const POLICY: &str = r#"{"default":[{"type":"insecureAcceptAnything"}]}"#;
 
@@ -182,4 +185,29 @@ impl Default for Podman {
     fn default() -> Self {
         Podman::new()
     }
+}
+
+/// `curl ARGS` trusting only the registry's CA: the status and the body.
+pub fn curl(ca: &Path, args: &[&str]) -> (u16, String) {
+    let mut cmd = Command::new(require_tool("curl", "curl"));
+    cmd.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "--noproxy",
+        "*",
+        "-w",
+        "\n%{http_code}",
+    ])
+    .arg("--cacert")
+    .arg(ca)
+    .args(args);
+    let out = run_ok(&mut cmd, CURL_TIMEOUT);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    let status = status
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("curl printed no status: {text}"));
+    (status, body.to_string())
 }

@@ -29,7 +29,7 @@ mod regproxy;
 mod slapd;
 
 pub use certs::CertsDir;
-pub use clients::{Podman, Skopeo};
+pub use clients::{curl, Podman, Skopeo};
 pub use distribution::Distribution;
 pub use dockerd::Dockerd;
 pub use http::{http_get, http_request, HttpResponse};
