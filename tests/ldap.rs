@@ -165,11 +165,13 @@ async fn wrong_password_is_rejected_and_unknown_user_is_unknown() {
     assert!(is_rejected(&login(&b, "alice", "alice-pw ").await));
     assert!(is_unknown(&login(&b, "nobody", "alice-pw").await));
     assert!(is_unknown(&login(&b, "Alice2", "alice-pw").await));
-    // Case-insensitive uid matching is the directory's: still alice's password.
-    assert!(matches!(
-        login(&b, "ALICE", "alice-pw").await,
-        Ok(Verdict::Accepted(_))
-    ));
+    // Case-insensitive uid matching is the directory's: still alice's
+    // password, and the identity is the directory's spelling, `alice`, so
+    // rules written for alice apply.
+    match login(&b, "ALICE", "alice-pw").await {
+        Ok(Verdict::Accepted(id)) => assert_eq!(id.user, "alice"),
+        other => panic!("ALICE with alice's password: {other:?}"),
+    }
 }
 
 #[tokio::test]

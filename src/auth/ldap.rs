@@ -200,9 +200,13 @@ impl LdapBackend {
             tracing::debug!(user, "LDAP login refused: empty password (never sent)");
             return Ok(Verdict::Rejected);
         }
+        let mut name = user.to_string();
         let (dn, mut groups) = match &self.mode {
             Mode::Search { base, .. } => {
-                let found = self.find_user(base, user, self.member_of_attrs()).await?;
+                let name_attr = name_attribute(&self.config.user_filter);
+                let mut attrs = self.member_of_attrs();
+                attrs.extend(name_attr.clone());
+                let found = self.find_user(base, user, attrs).await?;
                 let [entry] = found.as_slice() else {
                     if found.len() > 1 {
                         tracing::warn!(
@@ -213,6 +217,14 @@ impl LdapBackend {
                     }
                     return Ok(Verdict::UnknownUser);
                 };
+                // The directory's spelling of the name (uid matching is
+                // usually case-insensitive), so `ALICE` is user `alice`
+                // for the access rules, the tokens and the logs.
+                if let Some(canonical) =
+                    name_attr.and_then(|a| entry.values(&a).find(|v| v.eq_ignore_ascii_case(user)))
+                {
+                    name = canonical;
+                }
                 (entry.dn.clone(), self.member_of(entry))
             }
             Mode::Direct { template } => (
@@ -232,9 +244,9 @@ impl LdapBackend {
         groups.retain(|g| !g.is_empty());
         groups.sort();
         groups.dedup();
-        tracing::debug!(user, ?groups, "LDAP login accepted");
+        tracing::debug!(user = %name, ?groups, "LDAP login accepted");
         Ok(Verdict::Accepted(Identity {
-            user: user.to_string(),
+            user: name,
             groups,
             source: Source::Ldap,
         }))
@@ -447,6 +459,18 @@ impl LdapBackend {
     }
 }
 
+/// The attribute a user filter compares with the name, e.g. `uid` in
+/// `(&(objectClass=person)(uid={username}))`.
+fn name_attribute(filter: &str) -> Option<String> {
+    let before = &filter[..filter.find("={username}")?];
+    let attr = &before[before.rfind('(')? + 1..];
+    let ok = !attr.is_empty()
+        && attr
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';');
+    ok.then(|| attr.to_string())
+}
+
 /// A search entry, parsed without trusting the server's bytes (ldap3's
 /// `SearchEntry::construct` panics on malformed input).
 struct Entry {
@@ -582,6 +606,21 @@ fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
     Ok(Arc::new(
         config.with_root_certificates(roots).with_no_client_auth(),
     ))
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::name_attribute;
+
+    #[test]
+    fn finds_the_attribute_compared_with_the_name() {
+        assert_eq!(name_attribute("(uid={username})").as_deref(), Some("uid"));
+        assert_eq!(
+            name_attribute("(&(objectClass=inetOrgPerson)(sAMAccountName={username}))").as_deref(),
+            Some("sAMAccountName")
+        );
+        assert_eq!(name_attribute("(cn=*)"), None);
+    }
 }
 
 #[cfg(test)]
