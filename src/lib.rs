@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod files;
 pub mod proxy;
 pub mod registry;
 pub mod reload;

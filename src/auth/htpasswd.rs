@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
@@ -238,17 +237,7 @@ pub fn edit<T>(path: &Path, f: impl FnOnce(&mut HtpasswdFile) -> T) -> Result<T,
     lock.lock().map_err(write_err)?;
     let (mut file, _) = HtpasswdFile::read(path)?;
     let out = f(&mut file);
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(write_err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(write_err)?;
-    }
-    tmp.write_all(file.render().as_bytes()).map_err(write_err)?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
+    crate::files::write_atomic(path, file.render().as_bytes(), 0o600).map_err(write_err)?;
     drop(lock);
     Ok(out)
 }

@@ -143,7 +143,8 @@ impl TokenService {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = rcgen::KeyPair::generate().map_err(|e| key_err(e.to_string()))?;
                 let pem = key.serialize_pem();
-                write_private(key_path, &pem).map_err(|e| key_err(e.to_string()))?;
+                crate::files::write_atomic(key_path, pem.as_bytes(), 0o600)
+                    .map_err(|e| key_err(e.to_string()))?;
                 tracing::info!(key = %key_path.display(), "generated the token signing key");
                 pem
             }
@@ -226,26 +227,6 @@ impl TokenService {
         }
         Ok(data.claims)
     }
-}
-
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    tmp.write_all(contents.as_bytes())?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@
 //! ```
 
 use std::fs;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -145,26 +144,10 @@ fn gen_err(what: &str) -> impl FnOnce(rcgen::Error) -> TlsError + '_ {
 
 /// Writes a file atomically with the given mode.
 fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
-    let write_err = |source| TlsError::Write {
+    crate::files::write_atomic(path, contents, mode).map_err(|source| TlsError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(write_err)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(write_err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(write_err)?;
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    tmp.write_all(contents).map_err(write_err)?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    tmp.persist(path).map_err(|e| write_err(e.error))?;
-    Ok(())
+    })
 }
 
 fn read(path: &Path) -> Result<String, TlsError> {
