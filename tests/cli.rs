@@ -250,20 +250,8 @@ fn a_certificate_that_expires_soon_is_warned_about() {
     let mut names = certs::SubjectNames::default();
     names.add_host("registry.local").unwrap();
     certs::issue(&dir.path().join("certs"), &names, 10, false).unwrap();
-    std::fs::write(
-        dir.path().join("proxy.yaml"),
-        "tls:\n  dir: certs\nauth:\n  enabled: false\n",
-    )
-    .unwrap();
-    let server = common::Regproxy::start_with_args(&[
-        "serve",
-        "--config",
-        dir.path().join("proxy.yaml").to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        dir.path().join("data").to_str().unwrap(),
-    ]);
+    let config = common::write_config(dir.path(), "tls:\n  dir: certs\nauth:\n  enabled: false\n");
+    let server = common::serve_config(&config, &dir.path().join("data"));
     assert!(
         server.wait_for_log("expires soon", Duration::from_secs(10)),
         "{}",
@@ -374,26 +362,12 @@ fn htpasswd_add_prompts_twice_without_echo() {
 fn a_password_typed_as_the_user_name_is_not_logged() {
     use base64::Engine as _;
     let dir = tempfile::tempdir().unwrap();
-    let hash = regproxy::auth::htpasswd::hash_password(
-        &regproxy::auth::secret::Secret::new("right-pw"),
-        4,
-    )
-    .unwrap();
-    regproxy::auth::htpasswd::edit(&dir.path().join("htpasswd"), |f| f.set("alice", hash)).unwrap();
-    std::fs::write(
-        dir.path().join("proxy.yaml"),
+    common::add_users(&dir.path().join("htpasswd"), &[("alice", "right-pw")]);
+    let config = common::write_config(
+        dir.path(),
         "tls:\n  enabled: false\nauth:\n  htpasswd: htpasswd\n",
-    )
-    .unwrap();
-    let server = common::Regproxy::start_with_args(&[
-        "serve",
-        "--config",
-        dir.path().join("proxy.yaml").to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        dir.path().join("data").to_str().unwrap(),
-    ]);
+    );
+    let server = common::serve_config(&config, &dir.path().join("data"));
     let basic = |user: &str, pw: &str| {
         let v = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pw}"));
         common::http_request(

@@ -429,15 +429,7 @@ async fn sighup_reloads_a_certificate_even_when_its_time_did_not_change() {
     )
     .unwrap();
     let data = tempfile::tempdir().unwrap();
-    let server = common::Regproxy::start_with_args(&[
-        "serve",
-        "--config",
-        config.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--data",
-        data.path().to_str().unwrap(),
-    ]);
+    let server = common::serve_config(&config, data.path());
     let addr = server.addr();
     handshake(addr, "registry.local", client_config(&ca, BOTH, &[]))
         .await

@@ -43,7 +43,7 @@ pub use oci::{
     write_oci_single, OciImage, OCI_INDEX, OCI_MANIFEST,
 };
 pub use process::{free_port, output_text, run, run_ok, run_with_input, Proc};
-pub use regproxy::{add_users, write_config, Regproxy};
+pub use regproxy::{add_users, serve_config, write_config, Regproxy};
 pub use slapd::*;
 
 use std::path::{Path, PathBuf};

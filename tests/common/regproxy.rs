@@ -227,6 +227,20 @@ impl Drop for Regproxy {
 }
 
 /// Writes `yaml` to `DIR/proxy.yaml` and returns that path.
+/// Starts `regproxy serve --config CONFIG` on `127.0.0.1:0` with its data
+/// in `data`.
+pub fn serve_config(config: &Path, data: &Path) -> Regproxy {
+    Regproxy::start_with_args(&[
+        OsStr::new("serve"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--listen"),
+        OsStr::new("127.0.0.1:0"),
+        OsStr::new("--data"),
+        data.as_os_str(),
+    ])
+}
+
 pub fn write_config(dir: &Path, yaml: &str) -> PathBuf {
     let path = dir.join("proxy.yaml");
     std::fs::write(&path, yaml).expect("write proxy.yaml");
