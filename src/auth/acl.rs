@@ -12,8 +12,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::registry::names::{valid_component, RepoName};
-use crate::registry::Action;
+use crate::oci::names::{valid_component, RepoName};
+use crate::oci::Action;
 
 /// Who a request comes from, for the rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

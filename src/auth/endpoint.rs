@@ -19,10 +19,10 @@ use super::identity::{Credentials, Identity, Source, Unavailable};
 use super::secret::Secret;
 use super::token::{ResourceActions, Use};
 use super::{basic_credentials, Auth, AuthError};
-use crate::registry::names::RepoName;
-use crate::registry::response::{self, Body};
-use crate::registry::Action;
-use crate::registry::Query;
+use crate::oci::names::RepoName;
+use crate::oci::response::{self, Body};
+use crate::oci::Action;
+use crate::oci::Query;
 
 /// Where the token service lives.
 pub const TOKEN_PATH: &str = "/auth/token";
@@ -127,12 +127,10 @@ async fn issue(
             }
         }
         ref m => {
-            return Err(AuthError::Route(
-                crate::registry::RegistryError::MethodNotAllowed {
-                    method: m.clone(),
-                    allow: "GET, POST",
-                },
-            ))
+            return Err(AuthError::Route(crate::oci::OciError::MethodNotAllowed {
+                method: m.clone(),
+                allow: "GET, POST",
+            }))
         }
     };
 

@@ -24,9 +24,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use http::{HeaderMap, Method, Response, StatusCode};
 
-use crate::registry::names::RepoName;
-use crate::registry::response::{self, header, Body};
-use crate::registry::{Action, RegistryError, Route};
+use crate::oci::names::RepoName;
+use crate::oci::response::{self, header, Body};
+use crate::oci::{Action, OciError, Route};
 use acl::{Policy, Subject};
 use cache::{CredentialCache, FailureLimiter};
 use htpasswd::HtpasswdStore;
@@ -86,7 +86,7 @@ pub enum SetupError {
 #[derive(Debug)]
 pub enum AuthError {
     /// Not a valid request for this route (e.g. 405).
-    Route(RegistryError),
+    Route(OciError),
     /// 401: log in (again).
     Unauthorized { challenge: String, message: String },
     /// 403: logged in, but not allowed to do `action` on `repo`.
@@ -403,9 +403,7 @@ impl Authorizer {
             // Answer as for a missing repository where a listing would
             // otherwise reveal that it exists.
             return Err(match route {
-                Route::Tags(_) | Route::Referrers(..) => {
-                    AuthError::Route(RegistryError::NameUnknown)
-                }
+                Route::Tags(_) | Route::Referrers(..) => AuthError::Route(OciError::NameUnknown),
                 ref r => AuthError::Denied {
                     repo: r.repo().map(|n| n.to_string()).unwrap_or_default(),
                     action: action.map(Action::as_str).unwrap_or("pull"),
@@ -441,7 +439,7 @@ impl Authorizer {
     ) -> Response<Body> {
         match &self.auth {
             Some(auth) => endpoint::handle(auth, &self.policy(), parts, body, peer).await,
-            None => response::error(&RegistryError::NotFound),
+            None => response::error(&OciError::NotFound),
         }
     }
 }

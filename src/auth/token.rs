@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use super::identity::Source;
-use crate::registry::names::RepoName;
-use crate::registry::Action;
+use crate::oci::names::RepoName;
+use crate::oci::Action;
 
 /// Leeway for `exp`/`nbf`, for clocks that differ a little.
 const LEEWAY_SECS: u64 = 30;

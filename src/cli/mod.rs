@@ -418,16 +418,15 @@ fn acl_check(
     path: &Path,
 ) -> Result<(), CliError> {
     use crate::auth::acl::{Reason, Subject};
-    use crate::registry::Action;
+    use crate::oci::Action;
     let config = Config::load(path)?;
-    let repo: crate::registry::names::RepoName =
-        repo.parse()
-            .map_err(|e: crate::registry::names::NameError| {
-                CliError::new(
-                    format!("invalid repository name {repo:?}: {e}"),
-                    "use a name such as team-a/app",
-                )
-            })?;
+    let repo: crate::oci::names::RepoName =
+        repo.parse().map_err(|e: crate::oci::names::NameError| {
+            CliError::new(
+                format!("invalid repository name {repo:?}: {e}"),
+                "use a name such as team-a/app",
+            )
+        })?;
     let act = match action {
         "pull" => Action::Pull,
         "push" => Action::Push,

@@ -537,7 +537,7 @@ access:
                         groups: c.policy.groups_of("alice")
                     },
                     &"team-a/app".parse().unwrap(),
-                    crate::registry::Action::Push
+                    crate::oci::Action::Push
                 )
                 .allowed
         );

@@ -11,8 +11,9 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::auth::{self, Authorizer};
-use crate::registry::response::{self, Body};
-use crate::registry::{self, Registry, Route};
+use crate::oci::response::{self, Body};
+use crate::oci::{OciError, Route};
+use crate::registry::{self, Registry};
 
 /// Everything a request needs, shared by all connections.
 pub struct Front {
@@ -153,7 +154,7 @@ impl Front {
 }
 
 /// The body of a token request: a small form, read whole (at most 64 KiB).
-async fn read_small_body(body: Incoming) -> Result<Option<Bytes>, registry::RegistryError> {
+async fn read_small_body(body: Incoming) -> Result<Option<Bytes>, OciError> {
     use http_body_util::BodyExt;
     let limited = http_body_util::Limited::new(body, 64 * 1024);
     match limited.collect().await {
@@ -161,7 +162,7 @@ async fn read_small_body(body: Incoming) -> Result<Option<Bytes>, registry::Regi
             let b = c.to_bytes();
             Ok((!b.is_empty()).then_some(b))
         }
-        Err(_) => Err(registry::RegistryError::SizeInvalid(
+        Err(_) => Err(OciError::SizeInvalid(
             "the token request body is larger than 64 KiB or broken".into(),
         )),
     }

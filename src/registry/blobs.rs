@@ -5,12 +5,13 @@
 use http::header::{ACCEPT_RANGES, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE};
 use http::{Method, StatusCode};
 
-use super::digest::Digest;
 use super::error::RegistryError;
-use super::names::RepoName;
-use super::response::{self, header};
 use super::storage::ByteRange;
 use super::{HandlerResult, Registry, Request};
+use crate::oci::digest::Digest;
+use crate::oci::names::RepoName;
+use crate::oci::response::{self, header};
+use crate::oci::OciError;
 
 /// Parses a `Range` header against a blob of `size` bytes.
 ///
@@ -23,18 +24,18 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
     if spec.contains(',') {
         return Ok(None);
     }
-    let unsatisfiable = RegistryError::RangeNotSatisfiable { size };
+    let unsatisfiable = OciError::RangeNotSatisfiable { size };
     let (a, b) = spec
         .trim()
         .split_once('-')
-        .ok_or(RegistryError::RangeNotSatisfiable { size })?;
+        .ok_or(OciError::RangeNotSatisfiable { size })?;
     let num = |s: &str| s.trim().parse::<u64>().ok();
     let range = match (a.trim().is_empty(), b.trim().is_empty()) {
         // bytes=-N: the last N bytes
         (true, false) => {
             let n = num(b).ok_or(unsatisfiable)?;
             if n == 0 || size == 0 {
-                return Err(RegistryError::RangeNotSatisfiable { size });
+                return Err(OciError::RangeNotSatisfiable { size }.into());
             }
             ByteRange {
                 start: size.saturating_sub(n),
@@ -45,7 +46,7 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
         (false, true) => {
             let s = num(a).ok_or(unsatisfiable)?;
             if s >= size {
-                return Err(RegistryError::RangeNotSatisfiable { size });
+                return Err(OciError::RangeNotSatisfiable { size }.into());
             }
             ByteRange {
                 start: s,
@@ -56,17 +57,17 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
         (false, false) => {
             let (s, e) = (
                 num(a).ok_or(unsatisfiable)?,
-                num(b).ok_or(RegistryError::RangeNotSatisfiable { size })?,
+                num(b).ok_or(OciError::RangeNotSatisfiable { size })?,
             );
             if s > e || s >= size {
-                return Err(RegistryError::RangeNotSatisfiable { size });
+                return Err(OciError::RangeNotSatisfiable { size }.into());
             }
             ByteRange {
                 start: s,
                 end: e.saturating_add(1).min(size),
             }
         }
-        (true, true) => return Err(unsatisfiable),
+        (true, true) => return Err(unsatisfiable.into()),
     };
     Ok(Some(range))
 }
@@ -74,12 +75,12 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
 pub async fn get(reg: &Registry, repo: &RepoName, digest: &Digest, req: &Request) -> HandlerResult {
     let storage = reg.storage();
     if !storage.layer_linked(repo, digest).await? {
-        return Err(RegistryError::BlobUnknown(Some(digest.clone())));
+        return Err(OciError::BlobUnknown(Some(digest.clone())).into());
     }
     let size = storage
         .blob_size(digest)
         .await?
-        .ok_or_else(|| RegistryError::BlobUnknown(Some(digest.clone())))?;
+        .ok_or_else(|| OciError::BlobUnknown(Some(digest.clone())))?;
     let range = parse_range(req.header(http::header::RANGE), size)?;
 
     let mut resp = response::status(StatusCode::OK);
@@ -107,7 +108,7 @@ pub async fn get(reg: &Registry, repo: &RepoName, digest: &Digest, req: &Request
     let reader = storage
         .blob_reader(digest, range)
         .await?
-        .ok_or_else(|| RegistryError::BlobUnknown(Some(digest.clone())))?;
+        .ok_or_else(|| OciError::BlobUnknown(Some(digest.clone())))?;
     *resp.body_mut() = response::stream(reader.body);
     Ok(resp)
 }
@@ -116,7 +117,7 @@ pub async fn get(reg: &Registry, repo: &RepoName, digest: &Digest, req: &Request
 /// reclaimed by garbage collection once nothing references it.
 pub async fn delete(reg: &Registry, repo: &RepoName, digest: &Digest) -> HandlerResult {
     if !reg.storage().unlink_layer(repo, digest).await? {
-        return Err(RegistryError::BlobUnknown(Some(digest.clone())));
+        return Err(OciError::BlobUnknown(Some(digest.clone())).into());
     }
     let mut resp = response::status(StatusCode::ACCEPTED);
     resp.headers_mut()

@@ -1,178 +1,50 @@
-//! The registry layer's one error type, and its single mapping to the OCI
-//! error JSON (`{"errors":[{"code":...,"message":...,"detail":...}]}`) and an
-//! HTTP status.
-//!
-//! Whether an error is the client's fault (4xx) or ours (5xx) is decided here,
-//! by the variant, never at call sites.
+//! The registry layer's one error type: a protocol error the client caused
+//! (or a refusal decided by the protocol), or a storage failure with its
+//! cause. It becomes the OCI error JSON in one place, [`RegistryError::into_oci`],
+//! after the cause has been logged.
 
-use http::StatusCode;
+use crate::oci::OciError;
 
-use super::digest::Digest;
 use super::storage::StorageError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("blob unknown to registry")]
-    BlobUnknown(Option<Digest>),
-    #[error("blob upload invalid: {0}")]
-    BlobUploadInvalid(String),
-    #[error("chunk out of order: the upload has {size} bytes, the chunk starts at {start}")]
-    ChunkOutOfOrder { start: u64, size: u64 },
-    #[error("requested range not satisfiable")]
-    RangeNotSatisfiable { size: u64 },
-    #[error("blob upload unknown to registry")]
-    BlobUploadUnknown,
-    #[error("provided digest did not match uploaded content")]
-    DigestMismatch { expected: Digest, actual: Digest },
-    #[error("invalid digest: {0}")]
-    DigestInvalid(String),
-    #[error("manifest references a blob or manifest unknown to this repository")]
-    ManifestBlobUnknown(Digest),
-    #[error("manifest invalid: {0}")]
-    ManifestInvalid(String),
-    #[error("manifest unknown")]
-    ManifestUnknown,
-    #[error("manifest is larger than the {limit}-byte limit")]
-    ManifestTooLarge { limit: u64 },
-    #[error("invalid repository name: {0}")]
-    NameInvalid(String),
-    #[error("repository name not known to registry")]
-    NameUnknown,
-    #[error("invalid tag: {0}")]
-    TagInvalid(String),
-    #[error("{0}")]
-    SizeInvalid(String),
-    #[error("invalid pagination parameter: {0}")]
-    PaginationInvalid(String),
-    #[error("no such endpoint")]
-    NotFound,
-    #[error("method {method} is not supported on this endpoint (allowed: {allow})")]
-    MethodNotAllowed {
-        method: http::Method,
-        allow: &'static str,
-    },
-    #[error("unsupported: {0}")]
-    Unsupported(String),
+    #[error(transparent)]
+    Oci(#[from] OciError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
 impl RegistryError {
-    /// The OCI / Docker error code.
-    pub fn code(&self) -> &'static str {
-        use RegistryError::*;
+    /// What the client is told. Storage causes (paths, OS errors) stay in
+    /// the log.
+    pub fn into_oci(self) -> OciError {
         match self {
-            BlobUnknown(_) => "BLOB_UNKNOWN",
-            BlobUploadInvalid(_) | ChunkOutOfOrder { .. } => "BLOB_UPLOAD_INVALID",
-            RangeNotSatisfiable { .. } => "RANGE_INVALID",
-            BlobUploadUnknown => "BLOB_UPLOAD_UNKNOWN",
-            DigestMismatch { .. } | DigestInvalid(_) => "DIGEST_INVALID",
-            ManifestBlobUnknown(_) => "MANIFEST_BLOB_UNKNOWN",
-            ManifestInvalid(_) => "MANIFEST_INVALID",
-            ManifestUnknown => "MANIFEST_UNKNOWN",
-            ManifestTooLarge { .. } | SizeInvalid(_) => "SIZE_INVALID",
-            NameInvalid(_) => "NAME_INVALID",
-            NameUnknown => "NAME_UNKNOWN",
-            TagInvalid(_) => "TAG_INVALID",
-            PaginationInvalid(_) => "PAGINATION_NUMBER_INVALID",
-            NotFound | MethodNotAllowed { .. } | Unsupported(_) => "UNSUPPORTED",
-            Storage(StorageError::Full) => "UNKNOWN",
-            Storage(_) => "UNKNOWN",
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        use RegistryError::*;
-        match self {
-            BlobUnknown(_) | BlobUploadUnknown | ManifestUnknown | NameUnknown | NotFound => {
-                StatusCode::NOT_FOUND
-            }
-            ChunkOutOfOrder { .. } | RangeNotSatisfiable { .. } => {
-                StatusCode::RANGE_NOT_SATISFIABLE
-            }
-            ManifestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            MethodNotAllowed { .. } | Unsupported(_) => StatusCode::METHOD_NOT_ALLOWED,
-            BlobUploadInvalid(_)
-            | DigestMismatch { .. }
-            | DigestInvalid(_)
-            | ManifestBlobUnknown(_)
-            | ManifestInvalid(_)
-            | NameInvalid(_)
-            | TagInvalid(_)
-            | SizeInvalid(_)
-            | PaginationInvalid(_) => StatusCode::BAD_REQUEST,
-            Storage(StorageError::Full) => StatusCode::INSUFFICIENT_STORAGE,
-            Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// Extra machine-readable detail for the `detail` field.
-    pub fn detail(&self) -> serde_json::Value {
-        use serde_json::json;
-        use RegistryError::*;
-        match self {
-            BlobUnknown(Some(d)) | ManifestBlobUnknown(d) => json!({ "digest": d }),
-            DigestMismatch { expected, actual } => {
-                json!({ "expected": expected, "actual": actual })
-            }
-            ChunkOutOfOrder { start, size } => json!({ "start": start, "size": size }),
-            ManifestTooLarge { limit } => json!({ "limit": limit }),
-            _ => serde_json::Value::Null,
-        }
-    }
-
-    /// The message a client sees. Internal errors never leak paths or OS
-    /// details: those go to the log.
-    pub fn message(&self) -> String {
-        match self {
-            RegistryError::Storage(StorageError::Full) => {
-                "registry storage is full; ask the operator to free space".to_string()
-            }
-            RegistryError::Storage(_) => "internal storage error; see the registry log".to_string(),
-            other => other.to_string(),
+            RegistryError::Oci(e) => e,
+            RegistryError::Storage(StorageError::Full) => OciError::StorageFull,
+            RegistryError::Storage(_) => OciError::StorageFailed,
         }
     }
 
     pub fn is_server_fault(&self) -> bool {
-        self.status().is_server_error()
-    }
-
-    /// The body of the OCI error JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut e = serde_json::json!({ "code": self.code(), "message": self.message() });
-        let detail = self.detail();
-        if !detail.is_null() {
-            e["detail"] = detail;
-        }
-        serde_json::json!({ "errors": [e] })
+        matches!(self, RegistryError::Storage(_))
     }
 }
-
-pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn client_errors_are_4xx_and_storage_errors_5xx() {
-        assert_eq!(RegistryError::BlobUploadUnknown.status(), 404);
-        assert_eq!(RegistryError::ManifestInvalid("x".into()).status(), 400);
-        assert_eq!(
-            RegistryError::ChunkOutOfOrder { start: 5, size: 0 }.status(),
-            416
-        );
+    fn storage_causes_stay_out_of_the_answer() {
         let io =
             RegistryError::Storage(StorageError::Io(std::io::Error::other("disk /secret/path")));
-        assert_eq!(io.status(), 500);
-        assert!(!io.message().contains("/secret/path"));
-    }
-
-    #[test]
-    fn json_shape() {
-        let d = Digest::sha256_of(b"x");
-        let j = RegistryError::BlobUnknown(Some(d.clone())).to_json();
-        assert_eq!(j["errors"][0]["code"], "BLOB_UNKNOWN");
-        assert_eq!(j["errors"][0]["detail"]["digest"], d.to_string());
+        assert!(io.is_server_fault());
+        let oci = io.into_oci();
+        assert_eq!(oci.status(), 500);
+        assert!(!oci.message().contains("/secret/path"));
+        let full = RegistryError::Storage(StorageError::Full).into_oci();
+        assert_eq!(full.status(), 507);
+        assert!(!RegistryError::from(OciError::ManifestUnknown).is_server_fault());
     }
 }

@@ -4,13 +4,14 @@
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LINK};
 use http::StatusCode;
 
-use super::digest::Digest;
 use super::error::RegistryError;
 use super::manifests::{ManifestDoc, MAX_MANIFEST_SIZE, OCI_INDEX};
-use super::names::RepoName;
-use super::response::{self, header};
 use super::{HandlerResult, Registry, Request};
 use crate::auth::Authorized;
+use crate::oci::digest::Digest;
+use crate::oci::names::RepoName;
+use crate::oci::response::{self, header};
+use crate::oci::OciError;
 
 /// The most entries one page returns, whatever `n` asks for.
 pub const MAX_PAGE: usize = 10_000;
@@ -22,7 +23,7 @@ fn paginate(
 ) -> Result<(Vec<String>, Option<usize>), RegistryError> {
     let n = match req.query.get("n") {
         Some(s) => Some(s.parse::<usize>().map_err(|_| {
-            RegistryError::PaginationInvalid(format!("n={s:?} is not a non-negative number"))
+            OciError::PaginationInvalid(format!("n={s:?} is not a non-negative number"))
         })?),
         None => None,
     };
@@ -74,7 +75,7 @@ pub async fn tags(reg: &Registry, repo: &RepoName, req: &Request) -> HandlerResu
         .storage()
         .list_tags(repo)
         .await?
-        .ok_or(RegistryError::NameUnknown)?;
+        .ok_or(OciError::NameUnknown)?;
     let (page, next) = paginate(all, req)?;
     let resp = response::json(
         StatusCode::OK,
@@ -98,7 +99,7 @@ pub async fn referrers(
 ) -> HandlerResult {
     let storage = reg.storage();
     if !storage.repository_exists(repo).await? {
-        return Err(RegistryError::NameUnknown);
+        return Err(OciError::NameUnknown.into());
     }
     let filter = req.query.get("artifactType");
     let mut manifests = Vec::new();

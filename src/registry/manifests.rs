@@ -13,11 +13,12 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{Method, StatusCode};
 use serde::Deserialize;
 
-use super::digest::{Algorithm, Digest};
 use super::error::RegistryError;
-use super::names::{Reference, RepoName};
-use super::response::{self, header};
 use super::{HandlerResult, Registry, Request};
+use crate::oci::digest::{Algorithm, Digest};
+use crate::oci::names::{Reference, RepoName};
+use crate::oci::response::{self, header};
+use crate::oci::OciError;
 
 /// The largest manifest accepted, as in CNCF Distribution and the OCI spec.
 pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
@@ -58,9 +59,9 @@ pub struct ManifestDoc {
 }
 
 impl ManifestDoc {
-    pub fn parse(bytes: &[u8]) -> Result<ManifestDoc, RegistryError> {
+    pub fn parse(bytes: &[u8]) -> Result<ManifestDoc, OciError> {
         serde_json::from_slice(bytes).map_err(|e| {
-            RegistryError::ManifestInvalid(format!("not a valid manifest JSON document: {e}"))
+            OciError::ManifestInvalid(format!("not a valid manifest JSON document: {e}"))
         })
     }
 
@@ -85,16 +86,16 @@ impl ManifestDoc {
     }
 }
 
-fn descriptor_digest(d: &Descriptor) -> Result<Digest, RegistryError> {
+fn descriptor_digest(d: &Descriptor) -> Result<Digest, OciError> {
     if d.size < 0 {
-        return Err(RegistryError::ManifestInvalid(format!(
+        return Err(OciError::ManifestInvalid(format!(
             "descriptor {} has a negative size",
             d.digest
         )));
     }
-    d.digest.parse().map_err(|e| {
-        RegistryError::ManifestInvalid(format!("descriptor digest {:?}: {e}", d.digest))
-    })
+    d.digest
+        .parse()
+        .map_err(|e| OciError::ManifestInvalid(format!("descriptor digest {:?}: {e}", d.digest)))
 }
 
 /// Media types without `;` parameters.
@@ -108,35 +109,35 @@ fn validate_shape(doc: &ManifestDoc, content_type: Option<&str>) -> Result<(), R
     if let Some(ct) = content_type.map(bare) {
         let known = [DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX];
         if doc.media_type.is_some() && known.contains(&ct) && ct != mt {
-            return Err(RegistryError::ManifestInvalid(format!(
+            return Err(OciError::ManifestInvalid(format!(
                 "Content-Type {ct} does not match the manifest's mediaType {mt}"
-            )));
+            ))
+            .into());
         }
     }
     if doc.schema_version != Some(2) {
-        return Err(RegistryError::ManifestInvalid(
+        return Err(OciError::ManifestInvalid(
             "only schemaVersion 2 manifests are supported (Docker schema 1 is deprecated); push with a current client".into(),
-        ));
+        ).into());
     }
     match mt {
         DOCKER_MANIFEST | OCI_MANIFEST => {
             if doc.config.is_none() || doc.layers.is_none() {
-                return Err(RegistryError::ManifestInvalid(format!(
-                    "{mt} needs `config` and `layers`"
-                )));
+                return Err(
+                    OciError::ManifestInvalid(format!("{mt} needs `config` and `layers`")).into(),
+                );
             }
         }
         DOCKER_LIST | OCI_INDEX => {
             if doc.manifests.is_none() {
-                return Err(RegistryError::ManifestInvalid(format!(
-                    "{mt} needs `manifests`"
-                )));
+                return Err(OciError::ManifestInvalid(format!("{mt} needs `manifests`")).into());
             }
         }
         other => {
-            return Err(RegistryError::ManifestInvalid(format!(
+            return Err(OciError::ManifestInvalid(format!(
                 "unsupported manifest media type {other:?}"
-            )));
+            ))
+            .into());
         }
     }
     Ok(())
@@ -166,12 +167,13 @@ async fn check_references(
             None
         };
         match size {
-            None => return Err(RegistryError::ManifestBlobUnknown(d)),
+            None => return Err(OciError::ManifestBlobUnknown(d).into()),
             Some(s) if s != desc.size as u64 => {
-                return Err(RegistryError::ManifestInvalid(format!(
+                return Err(OciError::ManifestInvalid(format!(
                     "blob {d} has {s} bytes but the manifest says {}",
                     desc.size
-                )))
+                ))
+                .into())
             }
             Some(_) => {}
         }
@@ -179,7 +181,7 @@ async fn check_references(
     for child in doc.manifests.iter().flatten() {
         let d = descriptor_digest(child)?;
         if !storage.manifest_linked(repo, &d).await? {
-            return Err(RegistryError::ManifestBlobUnknown(d));
+            return Err(OciError::ManifestBlobUnknown(d).into());
         }
     }
     if let Some(s) = &doc.subject {
@@ -190,21 +192,21 @@ async fn check_references(
 
 /// Reads a request body of at most `limit` bytes.
 async fn read_limited(req: &mut Request, limit: u64) -> Result<Bytes, RegistryError> {
-    let too_large = RegistryError::ManifestTooLarge { limit };
+    let too_large = OciError::ManifestTooLarge { limit };
     if let Some(len) = req
         .header(CONTENT_LENGTH)
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > limit {
-            return Err(too_large);
+            return Err(too_large.into());
         }
     }
     let mut buf = BytesMut::new();
     while let Some(chunk) = req.body.next().await {
         let chunk = chunk
-            .map_err(|e| RegistryError::ManifestInvalid(format!("reading the body failed: {e}")))?;
+            .map_err(|e| OciError::ManifestInvalid(format!("reading the body failed: {e}")))?;
         if (buf.len() + chunk.len()) as u64 > limit {
-            return Err(too_large);
+            return Err(too_large.into());
         }
         buf.extend_from_slice(&chunk);
     }
@@ -232,8 +234,8 @@ async fn resolve(
 /// repository is missing, else `MANIFEST_UNKNOWN`.
 async fn unknown(reg: &Registry, repo: &RepoName) -> RegistryError {
     match reg.storage().repository_exists(repo).await {
-        Ok(false) => RegistryError::NameUnknown,
-        Ok(true) => RegistryError::ManifestUnknown,
+        Ok(false) => OciError::NameUnknown.into(),
+        Ok(true) => OciError::ManifestUnknown.into(),
         Err(e) => e.into(),
     }
 }
@@ -250,7 +252,7 @@ pub async fn get(
         .storage()
         .read_small_blob(&d, MAX_MANIFEST_SIZE)
         .await?
-        .ok_or(RegistryError::ManifestUnknown)?;
+        .ok_or(OciError::ManifestUnknown)?;
     let media_type = ManifestDoc::parse(&bytes)
         .map(|doc| doc.effective_media_type().to_string())
         .unwrap_or_else(|_| OCI_MANIFEST.to_string());
@@ -283,10 +285,11 @@ pub async fn put(
     let digest = Digest::of(algorithm, &bytes);
     if let Reference::Digest(expected) = reference {
         if expected != &digest {
-            return Err(RegistryError::DigestMismatch {
+            return Err(OciError::DigestMismatch {
                 expected: expected.clone(),
                 actual: digest,
-            });
+            }
+            .into());
         }
     }
     check_references(reg, repo, &doc).await?;

@@ -6,13 +6,9 @@
 //! the authorization step having run.
 
 pub mod blobs;
-pub mod digest;
 pub mod error;
 pub mod listing;
 pub mod manifests;
-pub mod names;
-pub mod response;
-pub mod routes;
 pub mod storage;
 pub mod uploads;
 
@@ -22,11 +18,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Response};
 
 use crate::auth::Authorized;
+use crate::oci::response::{self, BoxError};
+use crate::oci::{Body, ByteStream, Query, Route};
 pub use error::RegistryError;
-pub use response::Body;
-use response::BoxError;
-pub use routes::{Action, Route};
-use storage::{ByteStream, Storage};
+use storage::Storage;
 
 /// A request as the registry sees it: already routed and authorized.
 pub struct Request {
@@ -54,7 +49,7 @@ impl Request {
             query: Query::parse(parts.uri.query()),
             method: parts.method,
             headers: parts.headers,
-            body: storage::fs::byte_stream(body.into_data_stream()),
+            body: response::byte_stream(body.into_data_stream()),
             body_is_empty,
             base_url,
         }
@@ -62,35 +57,6 @@ impl Request {
 
     pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// Decoded query parameters.
-#[derive(Debug, Default, Clone)]
-pub struct Query(Vec<(String, String)>);
-
-impl Query {
-    pub fn parse(q: Option<&str>) -> Query {
-        Query(
-            q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-                .unwrap_or_default(),
-        )
-    }
-
-    /// The first value of `key`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Every value of `key`, in order.
-    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -125,7 +91,7 @@ impl Registry {
             } else {
                 tracing::debug!(error = %e, "request refused");
             }
-            response::error(&e)
+            response::error(&e.into_oci())
         })
     }
 

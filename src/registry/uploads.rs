@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex};
 use http::header::{CONTENT_LENGTH, LOCATION, RANGE};
 use http::{Method, StatusCode};
 
-use super::digest::{Algorithm, Digest, Hasher};
 use super::error::RegistryError;
-use super::names::{RepoName, UploadId};
-use super::response::{self, header};
 use super::{HandlerResult, Registry, Request};
 use crate::auth::Authorized;
+use crate::oci::digest::{Algorithm, Digest, Hasher};
+use crate::oci::names::{RepoName, UploadId};
+use crate::oci::response::{self, header};
+use crate::oci::OciError;
 
 /// Upload sessions whose state is cached; past this, idle entries are
 /// dropped (they only cost a re-hash if the upload resumes).
@@ -85,12 +86,12 @@ fn created(req: &Request, repo: &RepoName, d: &Digest) -> HandlerResult {
     Ok(resp)
 }
 
-fn digest_param(req: &Request) -> Result<Option<Digest>, RegistryError> {
+fn digest_param(req: &Request) -> Result<Option<Digest>, OciError> {
     req.query
         .get("digest")
         .map(|s| {
-            s.parse().map_err(|e: super::digest::DigestError| {
-                RegistryError::DigestInvalid(e.to_string())
+            s.parse().map_err(|e: crate::oci::digest::DigestError| {
+                OciError::DigestInvalid(e.to_string())
             })
         })
         .transpose()
@@ -148,7 +149,7 @@ pub async fn handle(
     let storage = reg.storage();
     let Some(size) = storage.upload_size(repo, id).await? else {
         reg.uploads.forget(id);
-        return Err(RegistryError::BlobUploadUnknown);
+        return Err(OciError::BlobUploadUnknown.into());
     };
     match req.method {
         Method::GET => in_progress(StatusCode::NO_CONTENT, &req, repo, id, size),
@@ -163,7 +164,7 @@ pub async fn handle(
         }
         _ => {
             let d = digest_param(&req)?.ok_or_else(|| {
-                RegistryError::DigestInvalid("the final PUT of an upload needs ?digest=".into())
+                OciError::DigestInvalid("the final PUT of an upload needs ?digest=".into())
             })?;
             let result = finish(reg, repo, id, &mut state, &d, req).await;
             if result.is_ok() {
@@ -176,13 +177,14 @@ pub async fn handle(
 
 /// Checks `Content-Range` / `Content-Length` of a chunk against the upload.
 fn check_chunk(req: &Request, size: u64) -> Result<(), RegistryError> {
-    let length =
-        match req.header(CONTENT_LENGTH) {
-            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
-                RegistryError::SizeInvalid("Content-Length is not a number".into())
-            })?),
-            None => None,
-        };
+    let length = match req.header(CONTENT_LENGTH) {
+        Some(v) => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| OciError::SizeInvalid("Content-Length is not a number".into()))?,
+        ),
+        None => None,
+    };
     let Some(cr) = req.header(http::header::CONTENT_RANGE) else {
         return Ok(());
     };
@@ -192,22 +194,22 @@ fn check_chunk(req: &Request, size: u64) -> Result<(), RegistryError> {
     let (s, e) = spec
         .split_once('-')
         .and_then(|(s, e)| Some((s.trim().parse::<u64>().ok()?, e.trim().parse::<u64>().ok()?)))
-        .ok_or_else(|| {
-            RegistryError::BlobUploadInvalid(format!("malformed Content-Range {cr:?}"))
-        })?;
+        .ok_or_else(|| OciError::BlobUploadInvalid(format!("malformed Content-Range {cr:?}")))?;
     if s != size {
-        return Err(RegistryError::ChunkOutOfOrder { start: s, size });
+        return Err(OciError::ChunkOutOfOrder { start: s, size }.into());
     }
     if e < s {
-        return Err(RegistryError::BlobUploadInvalid(format!(
+        return Err(OciError::BlobUploadInvalid(format!(
             "Content-Range {cr:?} ends before it starts"
-        )));
+        ))
+        .into());
     }
     if let Some(len) = length {
         if len != e - s + 1 {
-            return Err(RegistryError::SizeInvalid(format!(
+            return Err(OciError::SizeInvalid(format!(
                 "Content-Range {cr:?} does not match Content-Length {len}"
-            )));
+            ))
+            .into());
         }
     }
     Ok(())
@@ -238,10 +240,11 @@ async fn append(
         .await?;
     state.hashed = appended.hasher.map(|h| (appended.size, h));
     if let Some(e) = appended.client_error {
-        return Err(RegistryError::BlobUploadInvalid(format!(
+        return Err(OciError::BlobUploadInvalid(format!(
             "the request body ended early ({e}); {} bytes are stored, resume from there",
             appended.size
-        )));
+        ))
+        .into());
     }
     Ok(appended.size)
 }
@@ -259,7 +262,7 @@ async fn finish(
     let size = storage
         .upload_size(repo, id)
         .await?
-        .ok_or(RegistryError::BlobUploadUnknown)?;
+        .ok_or(OciError::BlobUploadUnknown)?;
     let size = append(reg, repo, id, state, size, &mut req).await?;
     let actual = match &state.hashed {
         Some((n, h)) if *n == size && expected.algorithm() == Algorithm::Sha256 => {
@@ -268,10 +271,11 @@ async fn finish(
         _ => storage.upload_hash(repo, id, expected.algorithm()).await?.1,
     };
     if &actual != expected {
-        return Err(RegistryError::DigestMismatch {
+        return Err(OciError::DigestMismatch {
             expected: expected.clone(),
             actual,
-        });
+        }
+        .into());
     }
     storage.upload_commit(repo, id, expected).await?;
     created(&req, repo, expected)

@@ -27,12 +27,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::{Appended, BlobReader, ByteRange, ByteStream, Result, Storage, StorageError};
-use crate::registry::digest::{Algorithm, Digest, Hasher};
-use crate::registry::names::{RepoName, Tag, UploadId};
+use crate::oci::digest::{Algorithm, Digest, Hasher};
+use crate::oci::names::{RepoName, Tag, UploadId};
 
 /// Size of the buffers used to stream blobs to and from disk.
 const IO_BUFFER: usize = 1 << 20;
@@ -194,7 +194,7 @@ impl Layout {
         depth: usize,
         out: &mut Vec<String>,
     ) -> io::Result<()> {
-        if depth > crate::registry::names::MAX_NAME_LEN / 2 + 1 {
+        if depth > crate::oci::names::MAX_NAME_LEN / 2 + 1 {
             return Ok(());
         }
         for name in Self::sorted_dir_names(dir)?.unwrap_or_default() {
@@ -598,14 +598,6 @@ impl Storage for FsStorage {
 }
 
 /// Adapts a `ByteStream` from any fallible stream of bytes.
-pub fn byte_stream<S, E>(s: S) -> ByteStream
-where
-    S: futures_util::Stream<Item = std::result::Result<Bytes, E>> + Send + Sync + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
-{
-    Box::pin(s.map_err(io::Error::other))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,17 +8,13 @@
 
 pub mod fs;
 
-use std::pin::Pin;
-
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::Stream;
 
-use super::digest::{Algorithm, Digest, Hasher};
-use super::names::{RepoName, Tag, UploadId};
+use crate::oci::digest::{Algorithm, Digest, Hasher};
+use crate::oci::names::{RepoName, Tag, UploadId};
 
-/// A stream of bytes coming from a client (an upload body).
-pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync>>;
+pub use crate::oci::ByteStream;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

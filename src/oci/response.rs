@@ -1,14 +1,30 @@
-//! The response body type shared by every layer, and response builders.
+//! The body types shared by every layer (requests stream in as a
+//! [`ByteStream`], answers go out as a [`Body`]) and the response builders,
+//! including the one that turns an [`OciError`] into its HTTP answer.
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full, StreamBody};
 
-use super::error::RegistryError;
-use super::storage::ByteStream;
+use super::error::OciError;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A stream of bytes coming from a client (an upload body) or from storage.
+pub type ByteStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync>,
+>;
+
+/// Wraps any stream of byte chunks as a [`ByteStream`].
+pub fn byte_stream<S, E>(s: S) -> ByteStream
+where
+    S: futures_util::Stream<Item = Result<Bytes, E>> + Send + Sync + 'static,
+    E: Into<BoxError> + 'static,
+{
+    use futures_util::TryStreamExt;
+    Box::pin(s.map_err(std::io::Error::other))
+}
 
 /// The body of every response regproxy sends.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -51,16 +67,16 @@ pub fn json(code: StatusCode, value: &serde_json::Value) -> Response<Body> {
 }
 
 /// The one place a registry error becomes an HTTP answer.
-pub fn error(err: &RegistryError) -> Response<Body> {
+pub fn error(err: &OciError) -> Response<Body> {
     let mut r = json(err.status(), &err.to_json());
     match err {
-        RegistryError::RangeNotSatisfiable { size } => {
+        OciError::RangeNotSatisfiable { size } => {
             r.headers_mut().insert(
                 http::header::CONTENT_RANGE,
                 header(&format!("bytes */{size}")),
             );
         }
-        RegistryError::MethodNotAllowed { allow, .. } => {
+        OciError::MethodNotAllowed { allow, .. } => {
             r.headers_mut()
                 .insert(http::header::ALLOW, HeaderValue::from_static(allow));
         }

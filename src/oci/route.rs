@@ -8,7 +8,7 @@
 use http::Method;
 
 use super::digest::Digest;
-use super::error::RegistryError;
+use super::error::OciError;
 use super::names::{NameError, Reference, RepoName, UploadId};
 
 /// An endpoint of the distribution API.
@@ -50,24 +50,24 @@ impl Action {
     }
 }
 
-fn name(segments: &[&str]) -> Result<RepoName, RegistryError> {
+fn name(segments: &[&str]) -> Result<RepoName, OciError> {
     segments
         .join("/")
         .parse()
-        .map_err(|e: NameError| RegistryError::NameInvalid(e.to_string()))
+        .map_err(|e: NameError| OciError::NameInvalid(e.to_string()))
 }
 
-fn digest(s: &str) -> Result<Digest, RegistryError> {
+fn digest(s: &str) -> Result<Digest, OciError> {
     s.parse()
-        .map_err(|e: super::digest::DigestError| RegistryError::DigestInvalid(e.to_string()))
+        .map_err(|e: super::digest::DigestError| OciError::DigestInvalid(e.to_string()))
 }
 
 impl Route {
     /// Parses the path of a request (without the query).
-    pub fn parse(path: &str) -> Result<Route, RegistryError> {
+    pub fn parse(path: &str) -> Result<Route, OciError> {
         let rest = match path {
             "/v2" | "/v2/" => return Ok(Route::Base),
-            _ => path.strip_prefix("/v2/").ok_or(RegistryError::NotFound)?,
+            _ => path.strip_prefix("/v2/").ok_or(OciError::NotFound)?,
         };
         if rest == "_catalog" {
             return Ok(Route::Catalog);
@@ -83,9 +83,9 @@ impl Route {
             let repo = name(&seg[..n - 2])?;
             let reference = seg[n - 1].parse().map_err(|e: NameError| {
                 if seg[n - 1].contains(':') {
-                    RegistryError::DigestInvalid("manifest reference is not a valid digest".into())
+                    OciError::DigestInvalid("manifest reference is not a valid digest".into())
                 } else {
-                    RegistryError::TagInvalid(e.to_string())
+                    OciError::TagInvalid(e.to_string())
                 }
             })?;
             return Ok(Route::Manifest(repo, reference));
@@ -100,7 +100,7 @@ impl Route {
             }
             let id = seg[n - 1]
                 .parse()
-                .map_err(|_| RegistryError::BlobUploadUnknown)?;
+                .map_err(|_| OciError::BlobUploadUnknown)?;
             return Ok(Route::Upload(repo, id));
         }
         if n >= 2 && seg[n - 2] == "blobs" {
@@ -110,7 +110,7 @@ impl Route {
             }
             return Ok(Route::Blob(repo, digest(seg[n - 1])?));
         }
-        Err(RegistryError::NotFound)
+        Err(OciError::NotFound)
     }
 
     /// The repository this route is about, if any.
@@ -139,7 +139,7 @@ impl Route {
 
     /// The action `method` needs on this route's repository (`None` for
     /// routes about no repository), or 405 for a method the route lacks.
-    pub fn action(&self, method: &Method) -> Result<Option<Action>, RegistryError> {
+    pub fn action(&self, method: &Method) -> Result<Option<Action>, OciError> {
         let read = method == Method::GET || method == Method::HEAD;
         let action = match self {
             Route::Base if read => None,
@@ -156,7 +156,7 @@ impl Route {
                 Some(Action::Push)
             }
             _ => {
-                return Err(RegistryError::MethodNotAllowed {
+                return Err(OciError::MethodNotAllowed {
                     method: method.clone(),
                     allow: self.allowed_methods(),
                 })
