@@ -40,8 +40,6 @@ use layout::Layout;
 
 /// Size of the buffers used to stream blobs to and from disk.
 const IO_BUFFER: usize = 1 << 20;
-/// Chunks in flight between a request body and its writer thread.
-const WRITE_QUEUE: usize = 32;
 
 /// Filesystem storage rooted at a directory (Distribution's `rootdirectory`).
 #[derive(Clone)]

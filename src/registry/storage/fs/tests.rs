@@ -94,3 +94,61 @@ async fn stale_temp_files_are_removed_on_open() {
     FsStorage::open(dir.path()).unwrap();
     assert!(!tmp.join("half-written").exists());
 }
+
+/// A body of odd-sized chunks spanning several write batches, one chunk
+/// larger than a batch, then a failure: every byte before the failure is
+/// stored in order and hashed, and the append resumes at the stored size.
+#[tokio::test]
+async fn append_spans_batches_and_keeps_bytes_before_a_client_failure() {
+    use super::uploads::BATCH;
+    let dir = tempfile::tempdir().unwrap();
+    let s = FsStorage::open(dir.path()).unwrap();
+    let r = repo("a/b");
+    let id = UploadId::new();
+    s.upload_create(&r, id).await.unwrap();
+    let data: Vec<u8> = (0..(3 * BATCH + 12_345))
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let mut items: Vec<io::Result<Bytes>> = Vec::new();
+    let mut at = 0;
+    for len in [1, 1000, BATCH + 5, 77, BATCH - 3].into_iter().cycle() {
+        if at >= data.len() {
+            break;
+        }
+        let end = (at + len).min(data.len());
+        items.push(Ok(Bytes::copy_from_slice(&data[at..end])));
+        at = end;
+    }
+    items.push(Err(io::Error::other("client went away")));
+    items.push(Ok(Bytes::from_static(b"never written")));
+    let a = s
+        .upload_append(
+            &r,
+            id,
+            0,
+            Some(Algorithm::Sha256.hasher()),
+            Box::pin(futures_util::stream::iter(items)),
+        )
+        .await
+        .unwrap();
+    assert!(a.client_error.is_some());
+    assert_eq!(a.size, data.len() as u64);
+    assert_eq!(a.hasher.unwrap().finish(), Digest::sha256_of(&data));
+    let path = dir
+        .path()
+        .join("docker/registry/v2/repositories/a/b/_uploads")
+        .join(id.to_string())
+        .join("data");
+    assert_eq!(fs::read(&path).unwrap(), data);
+
+    // Resuming at an earlier offset cuts the file there first.
+    let a = s
+        .upload_append(&r, id, 10, None, body(&[b"xyz"]))
+        .await
+        .unwrap();
+    assert_eq!(a.size, 13);
+    assert!(a.hasher.is_none());
+    let mut expected = data[..10].to_vec();
+    expected.extend_from_slice(b"xyz");
+    assert_eq!(fs::read(&path).unwrap(), expected);
+}
