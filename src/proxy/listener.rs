@@ -24,6 +24,8 @@ use crate::tls::{plain_http_answer, HandshakeLog, TlsServer};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a client gets to start and finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most hyper buffers per HTTP/1 connection while reading.
+const HTTP1_READ_BUFFER: usize = 64 * 1024;
 /// The first byte of a TLS record carrying a handshake.
 const TLS_HANDSHAKE: u8 = 0x16;
 
@@ -33,7 +35,10 @@ pub async fn serve(
     tls: Option<Arc<TlsServer>>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Bounds hyper's per-connection read buffer (its default grows to
+    // ~400 KiB); uploads copy out of it in 128 KiB batches anyway.
+    builder.http1().max_buf_size(HTTP1_READ_BUFFER);
     let graceful = GracefulShutdown::new();
     let handshake_log = Arc::new(HandshakeLog::new());
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);

@@ -45,6 +45,8 @@ const IO_BUFFER: usize = 1 << 20;
 #[derive(Clone)]
 pub struct FsStorage {
     layout: Arc<Layout>,
+    /// Slots for upload writes on the blocking pool (see `uploads`).
+    writers: Arc<tokio::sync::Semaphore>,
 }
 
 impl FsStorage {
@@ -59,8 +61,10 @@ impl FsStorage {
             fs::remove_dir_all(&tmp)?;
         }
         fs::create_dir_all(&tmp)?;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(FsStorage {
             layout: Arc::new(Layout { v2, tmp }),
+            writers: Arc::new(tokio::sync::Semaphore::new((2 * cores).max(4))),
         })
     }
 

@@ -14,8 +14,10 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use futures_util::StreamExt;
+use tokio::sync::Semaphore;
 
 use super::layout::Layout;
 use super::{fsync_dir, FsStorage, IO_BUFFER};
@@ -77,11 +79,24 @@ fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 /// A write (and hash) of one full buffer, running on the blocking pool.
 type InFlight = tokio::task::JoinHandle<(Writer, Vec<u8>, io::Result<()>)>;
 
-fn spawn_write(mut writer: Writer, buf: Vec<u8>) -> InFlight {
-    tokio::task::spawn_blocking(move || {
+/// Starts writing `buf` once one of the storage's writer slots is free, so
+/// at most that many threads copy and hash at once, however many uploads
+/// are running (more would only contend for the same cores).
+async fn spawn_write(
+    writers: &Arc<Semaphore>,
+    mut writer: Writer,
+    buf: Vec<u8>,
+) -> Result<InFlight> {
+    let slot = writers
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| StorageError::Io(io::Error::other("upload writers closed")))?;
+    Ok(tokio::task::spawn_blocking(move || {
         let r = writer.write(&buf);
+        drop(slot);
         (writer, buf, r)
-    })
+    }))
 }
 
 /// Waits for a write; gives back the writer and its (emptied) buffer.
@@ -155,7 +170,7 @@ impl FsStorage {
                 let w = writer
                     .take()
                     .ok_or_else(|| StorageError::Io(io::Error::other("upload writer lost")))?;
-                in_flight = Some(spawn_write(w, full));
+                in_flight = Some(spawn_write(&self.writers, w, full).await?);
             }
         }
         // What arrived before the end (or before the client failed) is kept.
@@ -165,7 +180,9 @@ impl FsStorage {
         let mut writer =
             writer.ok_or_else(|| StorageError::Io(io::Error::other("upload writer lost")))?;
         if !filling.is_empty() {
-            writer = land(spawn_write(writer, filling)).await?.0;
+            writer = land(spawn_write(&self.writers, writer, filling).await?)
+                .await?
+                .0;
         }
         Ok(Appended {
             size: writer.offset,
