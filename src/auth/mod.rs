@@ -15,6 +15,7 @@ pub mod identity;
 pub mod ldap;
 pub mod secret;
 pub mod token;
+mod verified;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ use identity::{Credentials, Identity, Source, Unavailable, Verdict};
 use ldap::{LdapBackend, LdapConfig};
 use secret::Secret;
 use std::sync::RwLock;
-use token::{ResourceActions, TokenService, Use};
+use token::{ResourceActions, TokenService};
 
 pub use endpoint::TOKEN_PATH;
 
@@ -256,9 +257,12 @@ impl Authorizer {
             .clone()
     }
 
-    /// Replaces the rules atomically.
+    /// Replaces the rules atomically, and forgets verified tokens.
     pub fn set_policy(&self, policy: Policy) {
         *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policy);
+        if let Some(auth) = &self.auth {
+            auth.tokens.forget_verified();
+        }
     }
 
     pub fn new(s: &AuthSettings, policy: Policy) -> Result<Authorizer, SetupError> {
@@ -301,7 +305,12 @@ impl Authorizer {
     pub fn reload(&self) {
         if let Some(store) = self.auth.as_ref().and_then(|a| a.htpasswd.as_ref()) {
             match store.reload() {
-                Ok(true) => tracing::info!(file = %store.path().display(), "reloaded users"),
+                Ok(true) => {
+                    if let Some(auth) = &self.auth {
+                        auth.tokens.forget_verified();
+                    }
+                    tracing::info!(file = %store.path().display(), "reloaded users");
+                }
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "keeping the previous users"),
             }
@@ -343,7 +352,7 @@ impl Authorizer {
                     ),
                     message: format!("authentication required: {why}"),
                 })?;
-            (subject_of(&policy, &claims), Some(claims.access))
+            (subject_of(&policy, &claims), Some(claims.access.clone()))
         } else if let Some(creds) = basic_credentials(value) {
             let identity = auth
                 .authenticate(&creds, info.peer)
@@ -551,10 +560,10 @@ impl Auth {
 
     /// Verifies an access token, and that its user still exists with the
     /// same password (htpasswd).
-    fn verify_access(&self, token: &str) -> Result<token::Claims, String> {
+    fn verify_access(&self, token: &str) -> Result<Arc<token::Claims>, String> {
         let claims = self
             .tokens
-            .verify(token, Use::Access)
+            .verify_access(token)
             .map_err(|e| e.to_string())?;
         self.still_valid(&claims)?;
         Ok(claims)

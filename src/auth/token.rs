@@ -8,6 +8,7 @@
 //! password hash, so a removed user or changed password ends them at once.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use super::identity::Source;
+use super::verified::VerifiedTokens;
 use crate::oci::names::RepoName;
 use crate::oci::Action;
 
@@ -109,6 +111,8 @@ pub enum TokenError {
 
 /// Issues and verifies tokens.
 pub struct TokenService {
+    /// Access tokens that passed [`TokenService::verify`] before.
+    verified: VerifiedTokens,
     encoding: EncodingKey,
     decoding: DecodingKey,
     kid: String,
@@ -157,6 +161,7 @@ impl TokenService {
             .map_err(|e| key_err(e.to_string()))?;
         let kid = hex::encode(&sha2::Sha256::digest(key.public_key_pem().as_bytes())[..8]);
         Ok(TokenService {
+            verified: VerifiedTokens::default(),
             encoding,
             decoding,
             kid,
@@ -206,6 +211,25 @@ impl TokenService {
         let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
             .map_err(|e| TokenError::Invalid(e.to_string()))?;
         Ok((token, claims))
+    }
+
+    /// Verifies an access token: from the cache of tokens verified before,
+    /// else fully (as [`TokenService::verify`]), remembering it.
+    pub fn verify_access(&self, token: &str) -> Result<Arc<Claims>, TokenError> {
+        let now = now();
+        if let Some(claims) = self.verified.get(token, now, LEEWAY_SECS) {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.verify(token, Use::Access)?);
+        self.verified
+            .insert(token, claims.clone(), now, LEEWAY_SECS);
+        Ok(claims)
+    }
+
+    /// Forgets every verified access token (users or rules changed), so the
+    /// next use of each is verified in full again.
+    pub fn forget_verified(&self) {
+        self.verified.clear();
     }
 
     /// Verifies signature, algorithm, `exp`/`nbf` (with leeway), issuer,
