@@ -150,7 +150,7 @@ impl fmt::Debug for Tag {
 }
 
 /// What `/v2/<name>/manifests/<reference>` points at.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Reference {
     Tag(Tag),
     Digest(Digest),

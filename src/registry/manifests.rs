@@ -13,6 +13,7 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{Method, StatusCode};
 use serde::Deserialize;
 
+use super::cache::Cached;
 use super::error::RegistryError;
 use super::{HandlerResult, Registry, Request};
 use crate::oci::digest::{Algorithm, Digest};
@@ -213,6 +214,16 @@ async fn read_limited(req: &mut Request, limit: u64) -> Result<Bytes, RegistryEr
     Ok(buf.freeze())
 }
 
+/// Drops the cached answers of a repository when dropped itself: at the
+/// end of a change, also one cut short by an error.
+struct Invalidate<'a>(&'a Registry, &'a RepoName);
+
+impl Drop for Invalidate<'_> {
+    fn drop(&mut self) {
+        self.0.manifests.invalidate(self.1);
+    }
+}
+
 /// Resolves a reference to a manifest digest linked in `repo`.
 async fn resolve(
     reg: &Registry,
@@ -247,15 +258,32 @@ pub async fn get(
     reference: &Reference,
     req: &Request,
 ) -> HandlerResult {
-    let d = resolve(reg, repo, reference).await?;
-    let bytes = reg
-        .storage()
-        .read_small_blob(&d, MAX_MANIFEST_SIZE)
-        .await?
-        .ok_or(OciError::ManifestUnknown)?;
-    let media_type = ManifestDoc::parse(&bytes)
-        .map(|doc| doc.effective_media_type().to_string())
-        .unwrap_or_else(|_| OCI_MANIFEST.to_string());
+    let Cached {
+        digest: d,
+        bytes,
+        media_type,
+    } = match reg.manifests.get(repo, reference) {
+        Some(hit) => hit,
+        None => {
+            let since = reg.manifests.generation();
+            let d = resolve(reg, repo, reference).await?;
+            let bytes = reg
+                .storage()
+                .read_small_blob(&d, MAX_MANIFEST_SIZE)
+                .await?
+                .ok_or(OciError::ManifestUnknown)?;
+            let media_type = ManifestDoc::parse(&bytes)
+                .map(|doc| doc.effective_media_type().to_string())
+                .unwrap_or_else(|_| OCI_MANIFEST.to_string());
+            let found = Cached {
+                digest: d,
+                bytes,
+                media_type,
+            };
+            reg.manifests.insert(repo, reference, since, found.clone());
+            found
+        }
+    };
     let mut resp = response::status(StatusCode::OK);
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, header(&media_type));
@@ -295,7 +323,9 @@ pub async fn put(
     check_references(reg, repo, &doc).await?;
 
     let storage = reg.storage();
-    // Content first, then the links that make it visible.
+    // Content first, then the links that make it visible; cached answers
+    // of this repository are dropped whether or not every step succeeds.
+    let _invalidate = Invalidate(reg, repo);
     storage.write_small_blob(&digest, bytes).await?;
     storage.link_manifest(repo, &digest).await?;
     let subject = match &doc.subject {
@@ -326,6 +356,7 @@ pub async fn put(
 /// and the tags pointing to it; by tag removes only the tag.
 pub async fn delete(reg: &Registry, repo: &RepoName, reference: &Reference) -> HandlerResult {
     let storage = reg.storage();
+    let _invalidate = Invalidate(reg, repo);
     match reference {
         Reference::Tag(t) => {
             if !storage.delete_tag(repo, t).await? {

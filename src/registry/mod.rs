@@ -6,6 +6,7 @@
 //! the authorization step having run.
 
 pub mod blobs;
+pub mod cache;
 pub mod error;
 pub mod listing;
 pub mod manifests;
@@ -65,6 +66,7 @@ impl Request {
 pub struct Registry {
     storage: Arc<dyn Storage>,
     uploads: Arc<uploads::UploadStates>,
+    manifests: Arc<cache::ManifestCache>,
 }
 
 pub type HandlerResult = Result<Response<Body>, RegistryError>;
@@ -74,6 +76,7 @@ impl Registry {
         Registry {
             storage,
             uploads: Arc::default(),
+            manifests: Arc::new(cache::ManifestCache::new(cache::DEFAULT_BUDGET)),
         }
     }
 
