@@ -21,12 +21,13 @@
 //! All filesystem work runs on tokio's blocking pool, never on the reactor.
 
 mod layout;
+mod reader;
 #[cfg(test)]
 mod tests;
 mod uploads;
 
 use std::fs::{self, File};
-use std::io::{self, Read, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -132,14 +133,7 @@ impl Storage for FsStorage {
             start: 0,
             end: size,
         });
-        let mut file = tokio::fs::File::from_std(file);
-        if range.start > 0 {
-            use tokio::io::AsyncSeekExt;
-            file.seek(SeekFrom::Start(range.start)).await?;
-        }
-        use tokio::io::AsyncReadExt;
-        let reader = file.take(range.end.saturating_sub(range.start));
-        let body = tokio_util::io::ReaderStream::with_capacity(reader, IO_BUFFER / 4);
+        let body = reader::RangeReader::new(file, range.start, range.end.max(range.start));
         Ok(Some(BlobReader {
             size,
             body: Box::pin(body),
