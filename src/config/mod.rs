@@ -278,14 +278,19 @@ impl Config {
                 match Policy::build(
                     &groups,
                     &access,
-                    &acl::rule_lines(text),
+                    &acl::access_lines(text),
                     auth.ldap.is_some(),
                 ) {
                     Ok(p) => p,
                     Err(rule_problems) => {
                         problems.extend(rule_problems.into_iter().map(|p| Problem {
                             line: p.line.or_else(|| find_key_line(text, "access")),
-                            message: format!("access: {}", p.message),
+                            // `access.default ...` names its key already.
+                            message: if p.message.starts_with("access.") {
+                                p.message
+                            } else {
+                                format!("access: {}", p.message)
+                            },
                         }));
                         Policy::open()
                     }

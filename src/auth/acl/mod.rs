@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::oci::names::RepoName;
 use crate::oci::Action;
 use pattern::{RepoPattern, SubjectPattern};
-pub use rules::{rule_lines, RawAccess, RawRule, RuleProblem};
+pub use rules::{access_lines, AccessLines, RawAccess, RawRule, RuleLines, RuleProblem};
 
 /// Who a request comes from, for the rules.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -56,7 +56,13 @@ fn policy() -> Policy {
             ),
         ],
     };
-    Policy::build(&groups(), &raw, &[10, 11, 12, 13, 14, 15], false).unwrap()
+    Policy::build(
+        &groups(),
+        &raw,
+        &AccessLines::at(&[10, 11, 12, 13, 14, 15]),
+        false,
+    )
+    .unwrap()
 }
 
 fn who(user: &str, p: &Policy) -> Subject {
@@ -132,7 +138,7 @@ fn default_pull_and_no_rules() {
         default: Some("pull".into()),
         ..Default::default()
     };
-    let p = Policy::build(&groups(), &raw, &[], false).unwrap();
+    let p = Policy::build(&groups(), &raw, &AccessLines::at(&[]), false).unwrap();
     assert!(
         p.decide(&who("x", &p), &"any".parse().unwrap(), Action::Pull)
             .allowed
@@ -173,7 +179,8 @@ fn invalid_rules_are_reported_with_lines() {
             rule(Effect::Allow, &["somebody"], &["x"], &["pull"]),
         ],
     };
-    let problems = Policy::build(&groups(), &raw, &[3, 7, 12], false).unwrap_err();
+    let problems =
+        Policy::build(&groups(), &raw, &AccessLines::at(&[3, 7, 12]), false).unwrap_err();
     let text: Vec<String> = problems
         .iter()
         .map(|p| format!("{:?}: {}", p.line, p.message))
@@ -207,7 +214,7 @@ fn invalid_rules_are_reported_with_lines() {
         )],
         ..Default::default()
     };
-    assert!(Policy::build(&groups(), &raw, &[], true).is_ok());
+    assert!(Policy::build(&groups(), &raw, &AccessLines::at(&[]), true).is_ok());
 }
 
 #[test]
@@ -227,7 +234,7 @@ fn shadowed_rules_are_found() {
             rule(Effect::Allow, &["anonymous"], &["team-a"], &["pull"]),
         ],
     };
-    let p = Policy::build(&groups(), &raw, &[1, 2, 3, 4], false).unwrap();
+    let p = Policy::build(&groups(), &raw, &AccessLines::at(&[1, 2, 3, 4]), false).unwrap();
     let s = p.shadowed();
     assert_eq!(s.len(), 1, "{s:?}");
     assert_eq!(s[0].line, Some(2));
@@ -237,5 +244,18 @@ fn shadowed_rules_are_found() {
 #[test]
 fn finds_rule_lines() {
     let text = "listen: x\naccess:\n  default: deny\n  rules:\n    # team a\n    - subjects: [a]\n      repositories: [b]\n      actions: [pull]\n\n    - subjects: [c]\n      repositories:\n        - d\n      actions: [push]\ngroups:\n  - x\n";
-    assert_eq!(rule_lines(text), vec![6, 10]);
+    let lines = access_lines(text);
+    let items: Vec<usize> = lines.rules.iter().map(|r| r.item).collect();
+    assert_eq!(items, vec![6, 10]);
+    assert_eq!(lines.default, Some(3));
+    assert_eq!(
+        lines.rules[1],
+        RuleLines {
+            item: 10,
+            subjects: Some(10),
+            repositories: Some(11),
+            actions: Some(13),
+        }
+    );
+    assert_eq!(lines.rules[0].actions, Some(8));
 }
