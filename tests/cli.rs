@@ -146,10 +146,13 @@ fn gen_cert_makes_files_and_prints_the_fingerprint_and_trust_commands() {
     let ca_pem = std::fs::read_to_string(dir.path().join("certs/ca.crt")).unwrap();
     let fp = certs::Fingerprint::of_der(&certs::pem_to_der(&ca_pem).unwrap());
     assert!(out.contains(&fp.colon_hex()), "{out}");
-    assert!(
-        out.contains(&fp.hex()),
-        "the download check compares sha256sum output: {out}"
+    assert_eq!(
+        common::printed_fingerprint(&out),
+        fp.colon_hex(),
+        "one fingerprint format everywhere: {out}"
     );
+    let lower_hex: String = fp.0.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(!out.contains(&lower_hex), "a second format: {out}");
     assert!(
         out.contains("/etc/docker/certs.d/registry.local:5443/ca.crt"),
         "{out}"
@@ -393,4 +396,333 @@ fn a_password_typed_as_the_user_name_is_not_logged() {
             "{secret} leaked into the log:\n{logs}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Issue 12: a remote host trusts the CA and logs in by a name it can reach
+// ---------------------------------------------------------------------------
+
+/// The server certificate's names (leaf of `dir/server.crt`).
+fn server_cert_names(dir: &Path) -> certs::CertInfo {
+    let pem = std::fs::read_to_string(dir.join("server.crt")).unwrap();
+    certs::inspect(&certs::pem_to_der(&pem).unwrap()).unwrap()
+}
+
+/// The machine's short host name, as the mDNS `.local` name uses it.
+fn short_hostname() -> String {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    h.trim().split('.').next().unwrap().to_ascii_lowercase()
+}
+
+/// `regproxy serve ARGS` started from an empty working directory (where it
+/// makes `./certs` and `./htpasswd`); returns the server and that directory.
+fn first_serve(args: &[&str]) -> (common::Regproxy, std::path::PathBuf) {
+    let mut all = vec!["serve"];
+    all.extend_from_slice(args);
+    let server = common::Regproxy::start_with_args(&all);
+    let cwd = server.log_path().parent().unwrap().to_path_buf();
+    (server, cwd)
+}
+
+#[test]
+fn a_first_serve_on_an_ip_prints_that_ip_everywhere_and_puts_it_in_the_certificate() {
+    let data = tempfile::tempdir().unwrap();
+    let (server, cwd) = first_serve(&[
+        "--listen",
+        "127.0.0.2:0",
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
+    let out = server.startup_stdout().join("\n");
+    let hp = format!("127.0.0.2:{}", server.port());
+    assert_eq!(common::printed_login(&out), hp, "{out}");
+    let script = common::trust_script(&out);
+    assert!(script.contains(&format!("https://{hp}/ca.crt")), "{script}");
+    for d in common::CLIENT_CERT_DIRS {
+        assert!(script.contains(&format!("{d}/{hp}/ca.crt")), "{script}");
+    }
+    assert_eq!(
+        script.matches("certs.d/").count(),
+        script.matches(&format!("certs.d/{hp}/")).count(),
+        "the commands name another host:\n{script}"
+    );
+    assert!(
+        !script.contains(&format!("{}:", short_hostname())),
+        "{script}"
+    );
+
+    let names = server_cert_names(&cwd.join("certs"));
+    assert!(
+        names.ips.contains(&"127.0.0.2".parse().unwrap()),
+        "the certificate lacks the listen address: {names:?}"
+    );
+    let local = format!("{}.local", short_hostname());
+    assert!(
+        names.dns_names.contains(&local),
+        "the certificate lacks {local}: {names:?}"
+    );
+}
+
+#[test]
+fn the_printed_trust_commands_refuse_a_wrong_fingerprint_loudly_and_install_as_root_or_with_sudo() {
+    let data = tempfile::tempdir().unwrap();
+    let (server, cwd) = first_serve(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
+    let out = server.startup_stdout().join("\n");
+    let hp = format!("127.0.0.1:{}", server.port());
+    let script = common::trust_script(&out);
+    let fp = common::printed_fingerprint(&out);
+    let ca_path = cwd.join("certs/ca.crt");
+    let ca = std::fs::read(&ca_path).unwrap();
+
+    // One format everywhere: what openssl prints is what regproxy prints,
+    // and what the commands compare against.
+    let openssl = common::require_tool("openssl", "openssl");
+    let o = common::run_ok(
+        Command::new(openssl)
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(&ca_path),
+        Duration::from_secs(30),
+    );
+    assert!(
+        stdout(&o).trim().ends_with(&format!("={fp}")),
+        "{}",
+        stdout(&o)
+    );
+    assert!(script.contains(&fp), "{script}");
+
+    // A client shell as root with no sudo anywhere on its PATH.
+    let shell = common::ClientShell::new();
+    assert!(!shell.run("command -v sudo").status.success());
+
+    let o = shell.run(&common::with_wrong_fingerprint(&script, &fp));
+    let text = common::output_text(&o);
+    assert!(
+        !o.status.success(),
+        "a wrong fingerprint was trusted:\n{text}"
+    );
+    assert!(stderr(&o).contains(common::MISMATCH), "{text}");
+    assert_eq!(shell.installed_files(), Vec::<String>::new(), "{text}");
+
+    let o = shell.run(&script);
+    let text = common::output_text(&o);
+    assert!(o.status.success(), "{script}\n{text}");
+    assert!(stdout(&o).contains("trusted"), "{text}");
+    let want: Vec<String> = common::CLIENT_CERT_DIRS
+        .iter()
+        .map(|d| format!("{d}/{hp}/ca.crt"))
+        .collect();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(shell.installed_files(), want_sorted);
+    for path in &want {
+        let rel = path.strip_prefix("/etc/").unwrap();
+        assert_eq!(shell.installed(rel).as_deref(), Some(&ca[..]), "{path}");
+    }
+
+    // As a user (id -u is not 0), the same commands go through sudo.
+    shell.add_program("id", "#!/bin/sh\necho 1000\n");
+    shell.add_program("sudo", "#!/bin/sh\necho \"sudo $*\" >&2\nexec \"$@\"\n");
+    let o = shell.run(&script);
+    let text = common::output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert_eq!(stderr(&o).matches("sudo install ").count(), 3, "{text}");
+    assert_eq!(shell.installed_files(), want_sorted);
+}
+
+#[test]
+fn every_start_prints_the_ca_fingerprint_and_where_the_trust_commands_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::write_config(dir.path(), "tls:\n  dir: certs\nauth:\n  enabled: false\n");
+    let first = common::serve_config(&config, &dir.path().join("data"));
+    let fp = common::printed_fingerprint(&first.startup_stdout().join("\n"));
+    drop(first);
+    let second = common::serve_config(&config, &dir.path().join("data"));
+    let out = second.startup_stdout().join("\n");
+    assert_eq!(common::printed_fingerprint(&out), fp, "{out}");
+    assert!(
+        out.contains(&format!(
+            "regproxy trust --host 127.0.0.1 --port {}",
+            second.port()
+        )),
+        "{out}"
+    );
+}
+
+#[test]
+fn gen_cert_after_a_first_serve_keeps_the_names_and_prints_the_final_list() {
+    let data = tempfile::tempdir().unwrap();
+    let (server, cwd) = first_serve(&[
+        "--no-auth",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+        data.path().to_str().unwrap(),
+    ]);
+    let before = server_cert_names(&cwd.join("certs"));
+    assert!(before.dns_names.contains(&"localhost".to_string()));
+
+    let o = regproxy(
+        &cwd,
+        &["gen-cert", "--host", "registry.local", "--ip", "192.0.2.2"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let after = server_cert_names(&cwd.join("certs"));
+    for name in before
+        .dns_names
+        .iter()
+        .chain(["registry.local".to_string()].iter())
+    {
+        assert!(after.dns_names.contains(name), "{name} dropped: {after:?}");
+        assert!(out.contains(name.as_str()), "{name} not printed:\n{out}");
+    }
+    for ip in before
+        .ips
+        .iter()
+        .chain(["192.0.2.2".parse().unwrap()].iter())
+    {
+        assert!(after.ips.contains(ip), "{ip} dropped: {after:?}");
+        assert!(out.contains(&ip.to_string()), "{ip} not printed:\n{out}");
+    }
+
+    // The running server reloads the new certificate, and a client that
+    // verifies `localhost` against the CA still gets in.
+    assert!(
+        server.wait_for_log("reloaded the TLS certificate", Duration::from_secs(20)),
+        "{}",
+        server.logs()
+    );
+    let curl = common::require_tool("curl", "curl");
+    let o = common::run(
+        Command::new(curl)
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(cwd.join("certs/ca.crt"))
+            .arg(format!("https://localhost:{}/v2/", server.port())),
+        Duration::from_secs(30),
+    );
+    assert_eq!(stdout(&o), "200", "{}", common::output_text(&o));
+
+    // --replace-names issues for exactly the names given.
+    let o = regproxy(
+        &cwd,
+        &["gen-cert", "--host", "registry.local", "--replace-names"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let replaced = server_cert_names(&cwd.join("certs"));
+    assert_eq!(replaced.dns_names, vec!["registry.local"]);
+    assert!(replaced.ips.is_empty(), "{replaced:?}");
+}
+
+#[test]
+fn trust_prints_the_client_commands_for_a_name_without_reissuing_and_warns_about_unknown_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = regproxy(
+        dir.path(),
+        &["gen-cert", "--host", "registry.local", "--ip", "192.0.2.2"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fp = common::printed_fingerprint(&stdout(&o));
+    let files = ["ca.crt", "ca.key", "server.crt", "server.key"];
+    let read_all = || {
+        files
+            .iter()
+            .map(|f| std::fs::read(dir.path().join("certs").join(f)).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let before = read_all();
+
+    let o = regproxy(
+        dir.path(),
+        &["trust", "--host", "registry.local", "--port", "5443"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert_eq!(common::printed_fingerprint(&out), fp);
+    let script = common::trust_script(&out);
+    for d in common::CLIENT_CERT_DIRS {
+        assert!(
+            script.contains(&format!("{d}/registry.local:5443/ca.crt")),
+            "{script}"
+        );
+    }
+    assert_eq!(common::printed_login(&out), "registry.local:5443");
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+
+    // An address in the certificate, and the port from the config (5000).
+    let o = regproxy(dir.path(), &["trust", "--host", "192.0.2.2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(common::printed_login(&stdout(&o)), "192.0.2.2:5000");
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+
+    // A name the certificate does not hold: the commands, and a warning
+    // with the command that adds it.
+    let o = regproxy(dir.path(), &["trust", "--host", "nas.example"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(common::printed_login(&stdout(&o)), "nas.example:5000");
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning: nas.example is not in the server certificate")
+            && err.contains("regproxy gen-cert --host nas.example"),
+        "{err}"
+    );
+    assert_eq!(read_all(), before, "trust changed the certificate files");
+}
+
+#[test]
+fn config_check_names_the_line_of_the_bad_key_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("proxy.yaml"),
+        "\
+groups:
+  team-a: [alice]
+access:
+  default: maybe
+  rules:
+    - subjects: [group:team-a]
+      repositories: [team-a]
+      actions: [pull, fly]
+    - subjects: [group:nobody]
+      repositories: [team-b]
+      actions: [pull]
+",
+    )
+    .unwrap();
+    let o = regproxy(dir.path(), &["config", "check"]);
+    let err = assert_clean_failure(&o, 64);
+    assert!(
+        err.contains("proxy.yaml:8: access: rule 1: unknown action \"fly\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("proxy.yaml:9: access: group \"nobody\" is never defined"),
+        "{err}"
+    );
+    assert!(
+        err.contains("proxy.yaml:4: access.default \"maybe\": use deny or pull"),
+        "{err}"
+    );
+    assert!(!err.contains("access: access."), "{err}");
+
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("proxy.yaml");
+    let o = regproxy(
+        dir.path(),
+        &["config", "check", "--config", example.to_str().unwrap()],
+    );
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let auth = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("auth:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        auth.contains("Docker token service") && auth.contains("users from htpasswd"),
+        "{auth}"
+    );
+    assert!(!auth.contains('[') && !auth.contains("Token"), "{auth}");
 }

@@ -30,8 +30,8 @@ const NAME: &str = "registry.local";
 /// The address `registry.local` resolves to on this machine (see above).
 const NAME_ADDR: &str = "::1";
 const UNKNOWN_AUTHORITY: &str = "certificate signed by unknown authority";
-const TRUST_HEADER: &str =
-    "On each client (a Raspberry Pi too), download the CA and install it only if the fingerprint matches:";
+/// The remote host's own /etc entries the trust commands write into.
+const REMOTE_ETC: [&str; 3] = ["docker", "containers", "containerd"];
 const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[test]
@@ -99,10 +99,10 @@ fn a_raspberry_pi_on_the_lan_installs_the_printed_ca_and_pushes_and_pulls_arm_v6
         &certs,
         &["--host", NAME, "--ip", lan.server_ip(), "--port", "5000"],
     );
-    let script = trust_commands(&printed);
+    let script = trust_script(&printed);
     let fingerprint = printed_fingerprint(&printed);
     assert!(
-        script.contains(&format!("= {fingerprint} ")),
+        script.contains(&format!("\"$fp\" != {fingerprint} ")),
         "the download check does not compare with the printed fingerprint {fingerprint}:\n{script}"
     );
 
@@ -132,8 +132,9 @@ fn a_raspberry_pi_on_the_lan_installs_the_printed_ca_and_pushes_and_pulls_arm_v6
             lan.server_ip()
         ),
     );
-    fs::create_dir_all(pi.etc_dir().join("docker")).expect("create the Pi's /etc/docker");
-    fs::create_dir_all(pi.etc_dir().join("containers")).expect("create the Pi's /etc/containers");
+    for d in REMOTE_ETC {
+        fs::create_dir_all(pi.etc_dir().join(d)).expect("create the Pi's /etc dirs");
+    }
     let engine = Dockerd::start_wrapped(&pi.enter(&[pi.bind_etc("hosts"), pi.bind_etc("docker")]));
 
     // An image that claims linux/arm/v6. (`docker import --platform
@@ -159,53 +160,33 @@ fn a_raspberry_pi_on_the_lan_installs_the_printed_ca_and_pushes_and_pulls_arm_v6
         registry.logs()
     );
 
-    // Run the printed commands on the Pi, as its admin would paste them.
-    // This machine has no sudo and we are root, so the Pi's PATH starts with
-    // a `sudo` shim that just execs its arguments. The Pi gets its own /tmp
-    // (the commands download to /tmp/regproxy-ca.crt) and its own
-    // /etc/hosts, /etc/docker and /etc/containers from /etc/netns/<pi>/.
+    // Run the printed commands on the Pi, as its admin would paste them:
+    // as root, with no sudo on its PATH, with its own /etc/hosts,
+    // /etc/docker, /etc/containers and /etc/containerd.
     let host_dirs = host_certs_dirs_exist();
-    let shim = work.path().join("pi-bin");
-    fs::create_dir_all(&shim).expect("create shim dir");
-    write_executable(&shim.join("sudo"), "#!/bin/sh\nexec \"$@\"\n");
-    let run_on_pi = |script: &str| -> Output {
-        let setup = [
-            pi.bind_etc("hosts"),
-            pi.bind_etc("docker"),
-            pi.bind_etc("containers"),
-            format!("mount --bind {} /usr/local/bin", sh_quote(&shim)),
-            "mount -t tmpfs pi-tmp /tmp".to_string(),
-        ];
-        let mut cmd = wrapped_command(&pi.enter(&setup), "sh");
-        cmd.args(["-c", script])
-            .env("PATH", "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        run(&mut cmd, CMD_TIMEOUT)
-    };
-    let pi_docker_ca = pi
-        .etc_dir()
-        .join(format!("docker/certs.d/{NAME}:5000/ca.crt"));
-    let pi_containers_ca = pi
-        .etc_dir()
-        .join(format!("containers/certs.d/{NAME}:5000/ca.crt"));
+    let bin = client_bin_dir(&work.path().join("pi-bin"));
+    let pi_ca = |d: &str| pi.etc_dir().join(format!("{d}/certs.d/{NAME}:5000/ca.crt"));
 
-    // A wrong fingerprint installs nothing: the check in the commands works.
-    let wrong = script.replacen(&fingerprint, &flip_first_hex(&fingerprint), 1);
-    let out = run_on_pi(&wrong);
+    // A wrong fingerprint installs nothing, loudly.
+    let out = run_on_remote(pi, &bin, &with_wrong_fingerprint(&script, &fingerprint));
     assert!(
-        !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("trusted"),
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains(MISMATCH),
         "the commands trusted a CA whose fingerprint differs:\n{}",
         output_text(&out)
     );
-    assert!(!pi_docker_ca.exists() && !pi_containers_ca.exists());
+    for d in REMOTE_ETC {
+        assert!(!pi_ca(d).exists(), "{d}");
+    }
 
-    let out = run_on_pi(&script);
+    let out = run_on_remote(pi, &bin, &script);
     assert!(
-        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "trusted",
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("trusted"),
         "the printed trust commands failed on the Pi:\n{script}\n{}",
         output_text(&out)
     );
-    assert_same_file(&certs.join("ca.crt"), &pi_docker_ca);
-    assert_same_file(&certs.join("ca.crt"), &pi_containers_ca);
+    for d in REMOTE_ETC {
+        assert_same_file(&certs.join("ca.crt"), &pi_ca(d));
+    }
     assert_eq!(
         host_certs_dirs_exist(),
         host_dirs,
@@ -228,6 +209,160 @@ fn a_raspberry_pi_on_the_lan_installs_the_printed_ca_and_pushes_and_pulls_arm_v6
         engine.inspect(&image, "{{json .RootFS.Layers}}"),
         json!([arm.diff_id]).to_string()
     );
+}
+
+#[test]
+fn a_remote_host_trusts_a_bare_first_serve_by_its_ip_with_the_printed_commands() {
+    remote_host_trusts_a_bare_first_serve(Reach::ListenIp);
+}
+
+#[test]
+fn a_remote_host_trusts_a_bare_first_serve_by_its_local_name_from_regproxy_trust() {
+    remote_host_trusts_a_bare_first_serve(Reach::LocalName);
+}
+
+/// How the remote host names the registry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reach {
+    /// By the listen address, as the first start prints it.
+    ListenIp,
+    /// By `<hostname>.local` (mDNS; here from the remote host's hosts
+    /// file), with the commands `regproxy trust --host NAME` prints.
+    LocalName,
+}
+
+/// Issue 12's new user: an empty directory, a bare `regproxy serve --listen
+/// <LAN address>:5000`, and a remote host with its own engine and nothing
+/// trusted that runs the printed commands exactly as printed (as root, no
+/// sudo on its PATH), logs in with the printed name and the printed admin
+/// password, and pushes and pulls a linux/arm/v6 image.
+fn remote_host_trusts_a_bare_first_serve(reach: Reach) {
+    let lan = Lan::create();
+    let (srv, pi) = (&lan.server, &lan.client);
+    let work = temp_dir("regproxy-first-serve-");
+    let cwd = work.path().join("registry");
+    fs::create_dir_all(&cwd).expect("create the registry's directory");
+    let listen = format!("{}:5000", lan.server_ip());
+    let registry = Regproxy::start_wrapped_in(
+        Some(&cwd),
+        &srv.exec_prefix(),
+        &["serve", "--listen", &listen],
+    );
+    assert_eq!(registry.url(), format!("https://{listen}"));
+    let first = registry.startup_stdout().join("\n");
+    let password = first
+        .lines()
+        .find_map(|l| l.strip_prefix("regproxy: created user `admin` with password "))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no admin password printed:\n{first}"))
+        .to_string();
+
+    let local_name = format!("{}.local", short_hostname());
+    let printed = match reach {
+        Reach::ListenIp => first.clone(),
+        Reach::LocalName => {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_regproxy"));
+            cmd.args(["trust", "--host", &local_name, "--port", "5000"])
+                .current_dir(&cwd);
+            let out = run_ok(&mut cmd, CMD_TIMEOUT);
+            assert!(out.stderr.is_empty(), "{}", output_text(&out));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let login = printed_login(&printed);
+    let expected = match reach {
+        Reach::ListenIp => listen.clone(),
+        Reach::LocalName => format!("{local_name}:5000"),
+    };
+    assert_eq!(login, expected, "{printed}");
+    let script = trust_script(&printed);
+    let fingerprint = printed_fingerprint(&printed);
+    assert_eq!(printed_fingerprint(&first), fingerprint);
+
+    // The remote host: its own /etc/hosts, /etc/docker, /etc/containers,
+    // /etc/containerd (all empty of CAs) and its own engine.
+    pi.write_etc(
+        "hosts",
+        &format!(
+            "127.0.0.1 localhost\n::1 localhost\n{} {local_name}\n",
+            lan.server_ip()
+        ),
+    );
+    for d in REMOTE_ETC {
+        fs::create_dir_all(pi.etc_dir().join(d)).expect("create the remote /etc dirs");
+    }
+    let engine = Dockerd::start_wrapped(&pi.enter(&[pi.bind_etc("hosts"), pi.bind_etc("docker")]));
+    let image = format!("{login}/pi/app:1");
+    let arm = write_arm_v6_archive(&work.path().join("arm.tar"), &image, 512 * KIB);
+    let loaded = engine.docker_ok(["load", "-i", path_str(&arm.archive)]);
+    assert!(loaded.contains(&image), "docker load:\n{loaded}");
+
+    // Nothing is trusted yet.
+    let out = docker_login(&engine, &login, &password);
+    assert_unknown_authority(&out, "docker login before the commands ran");
+
+    // The printed commands, exactly as printed, as root with no sudo.
+    let bin = client_bin_dir(&work.path().join("pi-bin"));
+    assert!(!run_on_remote(pi, &bin, "command -v sudo").status.success());
+    let out = run_on_remote(pi, &bin, &script);
+    assert!(
+        out.status.success(),
+        "the printed commands failed on the remote host:\n{script}\n{}",
+        output_text(&out)
+    );
+    for d in REMOTE_ETC {
+        assert_same_file(
+            &cwd.join("certs/ca.crt"),
+            &pi.etc_dir().join(format!("{d}/certs.d/{login}/ca.crt")),
+        );
+    }
+
+    // Log in with the printed name, push, forget, pull back.
+    let out = docker_login(&engine, &login, &password);
+    assert!(
+        out.status.success() && output_text(&out).contains("Login Succeeded"),
+        "docker login {login}:\n{}",
+        output_text(&out)
+    );
+    let push = engine.docker_ok(["push", &image]);
+    assert!(push.contains("digest: sha256:"), "push output:\n{push}");
+    engine.docker_ok(["rmi", &image]);
+    let pull = engine.docker_ok(["pull", &image]);
+    assert_eq!(pull.matches("Pull complete").count(), 1, "pull:\n{pull}");
+    assert_eq!(
+        engine.inspect(&image, "{{.Os}}/{{.Architecture}}/{{.Variant}}"),
+        "linux/arm/v6"
+    );
+    assert_eq!(engine.inspect(&image, "{{.Id}}"), arm.image_id);
+}
+
+/// Runs `script` with `sh -c` on the remote host `pi`, as root with PATH =
+/// `bin` (no sudo), and its /etc/hosts and the [`REMOTE_ETC`] dirs bound
+/// from /etc/netns/<pi>/. (Its temp file comes from `mktemp` in /tmp.)
+fn run_on_remote(pi: &Netns, bin: &Path, script: &str) -> Output {
+    let mut setup = vec![pi.bind_etc("hosts")];
+    setup.extend(REMOTE_ETC.iter().map(|d| pi.bind_etc(d)));
+    // The setup runs with this machine's PATH; the script with `bin` only.
+    let mut cmd = wrapped_command(&pi.enter(&setup), "env");
+    cmd.arg("-i")
+        .arg(format!("PATH={}", path_str(bin)))
+        .args(["sh", "-c", script]);
+    run(&mut cmd, CMD_TIMEOUT)
+}
+
+fn docker_login(engine: &Dockerd, host: &str, password: &str) -> Output {
+    let mut cmd = engine.command(["login", host, "-u", "admin", "--password-stdin"]);
+    run_with_input(&mut cmd, format!("{password}\n").as_bytes(), CMD_TIMEOUT)
+}
+
+/// The machine's short host name (the first label), as mDNS uses it.
+fn short_hostname() -> String {
+    let h = fs::read_to_string("/proc/sys/kernel/hostname").expect("read the host name");
+    h.trim()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 #[test]
@@ -352,54 +487,13 @@ fn gen_cert(out: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The shell commands gen-cert prints for clients: the lines after
-/// [`TRUST_HEADER`] up to the next blank line.
-fn trust_commands(printed: &str) -> String {
-    let lines: Vec<&str> = printed
-        .lines()
-        .skip_while(|l| l.trim() != TRUST_HEADER)
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .collect();
-    assert!(
-        !lines.is_empty(),
-        "gen-cert printed no trust commands after {TRUST_HEADER:?}:\n{printed}"
-    );
-    let (last, continued) = lines.split_last().expect("non-empty");
-    assert!(
-        continued.iter().all(|l| l.ends_with(" \\")) && !last.ends_with('\\'),
-        "the trust commands are not one continued command:\n{}",
-        lines.join("\n")
-    );
-    lines.join("\n")
-}
-
-/// The printed `CA fingerprint (SHA-256): AB:CD:...` as lowercase hex.
-fn printed_fingerprint(printed: &str) -> String {
-    let line = printed
-        .lines()
-        .find_map(|l| l.strip_prefix("CA fingerprint (SHA-256): "))
-        .unwrap_or_else(|| panic!("gen-cert printed no CA fingerprint:\n{printed}"));
-    let hex = line.trim().replace(':', "").to_ascii_lowercase();
-    assert!(
-        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()),
-        "bad fingerprint line: {line}"
-    );
-    hex
-}
-
-fn flip_first_hex(hex: &str) -> String {
-    let first = if hex.starts_with('0') { "1" } else { "0" };
-    format!("{first}{}", &hex[1..])
-}
-
 /// Whether this machine's own certs.d directories for `registry.local:5000`
 /// exist (the Pi's commands must not touch them).
-fn host_certs_dirs_exist() -> (bool, bool) {
-    (
-        Path::new(&format!("/etc/docker/certs.d/{NAME}:5000")).exists(),
-        Path::new(&format!("/etc/containers/certs.d/{NAME}:5000")).exists(),
-    )
+fn host_certs_dirs_exist() -> Vec<bool> {
+    REMOTE_ETC
+        .iter()
+        .map(|d| Path::new(&format!("/etc/{d}/certs.d/{NAME}:5000")).exists())
+        .collect()
 }
 
 fn assert_unknown_authority(out: &Output, what: &str) {
@@ -453,10 +547,4 @@ fn write_arm_v6_archive(path: &Path, tag: &str, data_size: usize) -> ArmImage {
         image_id: format!("sha256:{config_hex}"),
         diff_id: format!("sha256:{layer_hex}"),
     }
-}
-
-fn write_executable(path: &Path, text: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    fs::write(path, text).expect("write script");
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).expect("chmod script");
 }

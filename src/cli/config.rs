@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::CliError;
+use crate::auth::{Backend, Challenge};
 use crate::config::{self, Config};
 use crate::tls::TlsMode;
 
@@ -17,6 +18,18 @@ pub enum ConfigCommand {
         #[arg(long, short, default_value = config::DEFAULT_FILE)]
         config: PathBuf,
     },
+}
+
+/// The config `serve` and `trust` use: `path`, else `./proxy.yaml` if
+/// present, else the embedded defaults.
+pub fn load_or_default(path: Option<&Path>) -> Result<Config, CliError> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None if Path::new(config::DEFAULT_FILE).is_file() => {
+            Config::load(Path::new(config::DEFAULT_FILE))?
+        }
+        None => Config::default(),
+    })
 }
 
 pub fn run(command: ConfigCommand) -> Result<(), CliError> {
@@ -44,12 +57,32 @@ fn check(config: &Path) -> Result<(), CliError> {
     }
     match &c.auth {
         None => println!("  auth: off"),
-        Some(a) => println!(
-            "  auth: {:?}, backends {:?}, htpasswd {}",
-            a.challenge,
-            a.order,
-            a.htpasswd.display()
-        ),
+        Some(a) => {
+            let challenge = match a.challenge {
+                Challenge::Token => "Docker token service",
+                Challenge::Basic => "Basic on every request",
+            };
+            let backends: Vec<String> = a
+                .order
+                .iter()
+                .map(|b| match b {
+                    Backend::Htpasswd => format!("users from htpasswd {}", a.htpasswd.display()),
+                    Backend::Ldap => format!(
+                        "users from LDAP {}",
+                        a.ldap
+                            .as_ref()
+                            .map(|l| l.url.as_str())
+                            .unwrap_or("(not set)")
+                    ),
+                })
+                .collect();
+            println!("  auth: {challenge}; {}", backends.join(", then "));
+        }
+    }
+    if c.policy.has_rules() {
+        println!("  access: rules from the access section");
+    } else if c.auth.is_some() {
+        println!("  access: no rules (every logged-in user may do everything)");
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ mod config;
 mod gen_cert;
 mod htpasswd;
 mod serve;
+mod trust;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,9 @@ enum Command {
 the command prints how, for Docker, podman/skopeo, containerd/k3s and the OS store."
     )]
     GenCert(gen_cert::GenCertArgs),
+    /// Print the commands that make a client trust this registry's CA under
+    /// a name, without issuing anything.
+    Trust(trust::TrustArgs),
     /// Manage users in an htpasswd file (bcrypt, Apache-compatible).
     Htpasswd {
         #[command(subcommand)]
@@ -122,6 +126,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::GenCert(args) => gen_cert::run(args),
+        Command::Trust(args) => trust::run(args),
         Command::Htpasswd { command } => htpasswd::run(command),
         Command::Acl { command } => acl::run(command),
         Command::Config { command } => config::run(command),

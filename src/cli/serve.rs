@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::CliError;
 use crate::config::{self, Config};
+use crate::tls::names::{self, SubjectNames};
 use crate::tls::{self, TlsMode};
 
 #[derive(Debug, clap::Args)]
@@ -27,16 +28,10 @@ pub struct ServeArgs {
     no_auth: bool,
 }
 
-/// The config `serve` uses: `--config`, else `./proxy.yaml` if present,
-/// else the embedded defaults; then command-line overrides.
+/// The config `serve` uses (see [`super::config::load_or_default`]), with
+/// the command-line overrides.
 fn serve_config(args: &ServeArgs) -> Result<Config, CliError> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None if Path::new(config::DEFAULT_FILE).is_file() => {
-            Config::load(Path::new(config::DEFAULT_FILE))?
-        }
-        None => Config::default(),
-    };
+    let mut config = super::config::load_or_default(args.config.as_deref())?;
     if let Some(l) = args.listen {
         config.listen = l;
     }
@@ -48,6 +43,13 @@ fn serve_config(args: &ServeArgs) -> Result<Config, CliError> {
     }
     if args.no_auth {
         config.auth = None;
+    }
+    // A first start puts the address it listens on into the certificate,
+    // so the printed `docker login IP:PORT` is one clients accept.
+    if let TlsMode::Auto { extra, .. } = &mut config.tls {
+        if !config.listen.ip().is_unspecified() {
+            extra.add_ip(config.listen.ip());
+        }
     }
     Ok(config)
 }
@@ -101,37 +103,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
                 );
             }
         }
-        if let Some(password) = server.initial_admin() {
-            let file = config
-                .auth
-                .as_ref()
-                .map(|a| a.htpasswd.display().to_string())
-                .unwrap_or_default();
-            // Shown once, on stdout, never logged.
-            println!("regproxy: created user `admin` with password {} (in {file}); it is shown only this once", password.expose());
-            let host_port = if addr.ip().is_unspecified() {
-                let host = gethostname::gethostname().into_string().unwrap_or_else(|_| "localhost".into());
-                format!("{host}:{}", addr.port())
-            } else {
-                addr.to_string()
-            };
-            println!(
-                "regproxy: log in with: docker login {host_port}  -- change it with: regproxy htpasswd add admin --file {file}"
-            );
-        }
-        if let Some(issued) = server.generated_certificate() {
-            // Public information: how clients come to trust this registry.
-            let host = issued.names.dns.first().cloned().unwrap_or_else(|| "localhost".into());
-            println!(
-                "regproxy: made a certificate in {} for {} and {}",
-                issued.dir.display(),
-                issued.names.dns.join(", "),
-                issued.names.ips.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
-            );
-            for line in tls::trust::instructions(&host, addr.port(), &issued.ca_fingerprint).lines() {
-                println!("regproxy: {line}");
-            }
-        }
+        print_start(&config, &server, addr);
         let shutdown = shutdown_signal();
         println!("regproxy: listening on {}://{addr}", server.scheme());
         use std::io::Write;
@@ -139,6 +111,104 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         server.run(listener, shutdown).await;
         Ok(())
     })
+}
+
+/// What a person starting the server needs: the first `admin` password,
+/// the CA fingerprint, the host clients should use (one that reaches this
+/// server and that the certificate holds) and how clients come to trust it.
+/// All public except the password, which is shown once and never logged.
+fn print_start(config: &Config, server: &crate::proxy::Server, addr: SocketAddr) {
+    let htpasswd = config
+        .auth
+        .as_ref()
+        .map(|a| a.htpasswd.display().to_string())
+        .unwrap_or_default();
+    if let Some(password) = server.initial_admin() {
+        println!(
+            "regproxy: created user `admin` with password {} (in {htpasswd}); it is shown only this once",
+            password.expose()
+        );
+        println!("regproxy: change it with: regproxy htpasswd add admin --file {htpasswd}");
+    }
+    let preferred = match &config.tls {
+        TlsMode::Auto { extra, .. } => extra.clone(),
+        _ => SubjectNames::default(),
+    };
+    let tls = server.tls();
+    let cert_names = tls.map(|t| t.info.names());
+    let hosts = names::client_hosts(addr.ip(), &preferred, cert_names.as_ref());
+    let port = addr.port();
+    let hp = names::host_port(&hosts.best, port);
+    let trust_cmd = {
+        let mut c = format!("regproxy trust --host {} --port {port}", hosts.best);
+        if let Some(p) = config
+            .source
+            .as_ref()
+            .filter(|p| *p != Path::new(config::DEFAULT_FILE))
+        {
+            c.push_str(&format!(" --config {}", p.display()));
+        }
+        c
+    };
+    match (
+        server.generated_certificate(),
+        tls.and_then(|t| t.ca_fingerprint()),
+    ) {
+        (Some(issued), _) => {
+            println!(
+                "regproxy: made a CA and a server certificate in {} for {}",
+                issued.dir.display(),
+                issued.names.list().join(", ")
+            );
+            // The commands are printed without a prefix, so they paste as they are.
+            for line in tls::trust::instructions(&hosts.best, port, &issued.ca_fingerprint).lines()
+            {
+                if line.starts_with(' ') {
+                    println!("{line}");
+                } else {
+                    println!("regproxy: {line}");
+                }
+            }
+        }
+        (None, Some(fp)) => {
+            println!("regproxy: CA fingerprint (SHA-256): {}", fp.colon_hex());
+            println!("regproxy: the commands that make a client trust it: {trust_cmd}");
+            println!("regproxy: log in with: docker login {hp}");
+        }
+        (None, None) => {
+            if config.auth.is_some() {
+                println!("regproxy: log in with: docker login {hp}");
+            }
+        }
+    }
+    if let (Some(t), Some(names)) = (tls, &cert_names) {
+        if !names.covers(&hosts.best) {
+            let fix = match &config.tls {
+                TlsMode::Auto { dir, .. } => format!(
+                    "add it (keeping the others) with: regproxy gen-cert --host {} --out {}",
+                    hosts.best,
+                    dir.display()
+                ),
+                _ => "use a certificate that includes it".to_string(),
+            };
+            println!(
+                "regproxy: warning: the certificate {} is not valid for {}, so clients will refuse it; {fix}",
+                t.cert_path().display(),
+                hosts.best
+            );
+        }
+    }
+    if !hosts.others.is_empty() {
+        let others: Vec<String> = hosts
+            .others
+            .iter()
+            .map(|h| names::host_port(h, port))
+            .collect();
+        println!(
+            "regproxy: clients may also use {} (regproxy trust --host NAME prints the commands for one)",
+            others.join(", ")
+        );
+    }
 }
 
 fn init_logging() {

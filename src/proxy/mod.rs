@@ -101,6 +101,11 @@ impl Server {
         self.tls.as_ref().and_then(|t| t.generated.as_ref())
     }
 
+    /// The TLS front, if this server speaks HTTPS.
+    pub fn tls(&self) -> Option<&TlsServer> {
+        self.tls.as_deref()
+    }
+
     /// `https` or `http`.
     pub fn scheme(&self) -> &'static str {
         self.front.scheme

@@ -19,6 +19,7 @@ use rcgen::{
 use sha2::Digest as _;
 use time::{Duration, OffsetDateTime};
 
+pub use super::names::SubjectNames;
 use super::TlsError;
 
 pub const CA_CERT: &str = "ca.crt";
@@ -30,79 +31,6 @@ pub const SERVER_KEY: &str = "server.key";
 const CA_DAYS: i64 = 3650;
 /// Default validity of a server certificate (the most Apple clients accept).
 pub const DEFAULT_SERVER_DAYS: u32 = 825;
-
-/// The names a server certificate is for.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SubjectNames {
-    pub dns: Vec<String>,
-    pub ips: Vec<IpAddr>,
-}
-
-impl SubjectNames {
-    /// Adds a host given on the command line: an IP address or a DNS name
-    /// (a leading `*.` wildcard label is allowed).
-    pub fn add_host(&mut self, host: &str) -> Result<(), TlsError> {
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            self.add_ip(ip);
-            return Ok(());
-        }
-        let h = host.trim().trim_end_matches('.').to_ascii_lowercase();
-        if !valid_dns_name(&h) {
-            return Err(TlsError::BadName(host.to_string()));
-        }
-        if !self.dns.contains(&h) {
-            self.dns.push(h);
-        }
-        Ok(())
-    }
-
-    pub fn add_ip(&mut self, ip: IpAddr) {
-        if !self.ips.contains(&ip) {
-            self.ips.push(ip);
-        }
-    }
-
-    /// This machine's names: its hostname, `localhost`, and the addresses
-    /// of its interfaces.
-    pub fn of_this_machine() -> SubjectNames {
-        let mut n = SubjectNames::default();
-        // A hostname that is not a valid DNS name is left out.
-        if let Ok(h) = gethostname::gethostname().into_string() {
-            let _ = n.add_host(&h);
-        }
-        let _ = n.add_host("localhost");
-        if let Ok(ifaces) = if_addrs::get_if_addrs() {
-            for i in ifaces {
-                if !i.is_link_local() {
-                    n.add_ip(i.ip());
-                }
-            }
-        }
-        n.add_ip(IpAddr::from([127, 0, 0, 1]));
-        n
-    }
-
-    fn is_empty(&self) -> bool {
-        self.dns.is_empty() && self.ips.is_empty()
-    }
-}
-
-/// A DNS name: labels of letters, digits and inner hyphens, 1-63
-/// characters each, at most 253 in all; `*.` may start it.
-fn valid_dns_name(name: &str) -> bool {
-    let rest = name.strip_prefix("*.").unwrap_or(name);
-    !rest.is_empty()
-        && name.len() <= 253
-        && rest.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
 
 /// What `gen-cert` (or the first start) produced.
 #[derive(Debug)]
@@ -123,18 +51,14 @@ impl Fingerprint {
         Fingerprint(sha2::Sha256::digest(der).into())
     }
 
-    /// `AB:CD:...`, as `openssl x509 -fingerprint -sha256` prints it.
+    /// `AB:CD:...`, as `openssl x509 -fingerprint -sha256` and browsers
+    /// print it: the one format regproxy prints and the trust commands check.
     pub fn colon_hex(&self) -> String {
         self.0
             .iter()
             .map(|b| format!("{b:02X}"))
             .collect::<Vec<_>>()
             .join(":")
-    }
-
-    /// Lower-case hex, as `sha256sum` prints it.
-    pub fn hex(&self) -> String {
-        hex::encode(self.0)
     }
 }
 
@@ -282,6 +206,27 @@ pub struct CertInfo {
     pub fingerprint: Fingerprint,
 }
 
+impl CertInfo {
+    /// The subject alternative names, as [`SubjectNames`].
+    pub fn names(&self) -> SubjectNames {
+        SubjectNames {
+            dns: self.dns_names.clone(),
+            ips: self.ips.clone(),
+        }
+    }
+}
+
+/// Reads the first certificate of a PEM file (a server chain's leaf).
+pub fn read_cert(path: &Path) -> Result<CertInfo, TlsError> {
+    let der = pem_to_der(&read(path)?).ok_or_else(|| TlsError::NoCertificates {
+        path: path.to_path_buf(),
+    })?;
+    inspect(&der).map_err(|reason| TlsError::BadCertificate {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
 /// Parses a DER certificate.
 pub fn inspect(der: &[u8]) -> Result<CertInfo, String> {
     use x509_parser::extensions::GeneralName;
@@ -331,32 +276,6 @@ mod tests {
             n.add_host(h).unwrap();
         }
         n
-    }
-
-    #[test]
-    fn dns_names_are_checked() {
-        let mut n = SubjectNames::default();
-        for ok in [
-            "registry.local",
-            "a-b.c",
-            "*.example.com",
-            "REG.Local.",
-            "localhost",
-        ] {
-            n.add_host(ok).unwrap_or_else(|_| panic!("{ok}"));
-        }
-        assert!(n.dns.contains(&"reg.local".to_string()));
-        for bad in [
-            "bad name!",
-            "",
-            "-a.b",
-            "a..b",
-            "a_b",
-            &"a".repeat(64),
-            "*.",
-        ] {
-            assert!(n.add_host(bad).is_err(), "{bad:?}");
-        }
     }
 
     #[cfg(unix)]
@@ -441,16 +360,9 @@ mod tests {
     }
 
     #[test]
-    fn this_machine_has_localhost_and_loopback() {
-        let n = SubjectNames::of_this_machine();
-        assert!(n.dns.contains(&"localhost".to_string()));
-        assert!(n.ips.contains(&IpAddr::from([127, 0, 0, 1])));
-    }
-
-    #[test]
     fn fingerprint_formats() {
         let f = Fingerprint([0xab; 32]);
         assert!(f.colon_hex().starts_with("AB:AB:"));
-        assert_eq!(f.hex().len(), 64);
+        assert_eq!(f.colon_hex().len(), 95);
     }
 }

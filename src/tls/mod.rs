@@ -7,6 +7,7 @@
 //! dropping connections; a broken new file keeps the old certificate.
 
 pub mod certs;
+pub mod names;
 pub mod trust;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,8 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use time::OffsetDateTime;
 
-use certs::{CertInfo, SubjectNames};
+use certs::{CertInfo, Fingerprint};
+pub use names::SubjectNames;
 
 /// How `serve` does TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +27,8 @@ pub enum TlsMode {
     /// Plain HTTP (`--no-tls`).
     Disabled,
     /// Use `dir/server.crt` and `dir/server.key` as they are if present;
-    /// otherwise generate a CA and a server certificate there for this
-    /// machine's names plus `extra`.
+    /// otherwise generate a CA and a server certificate there for `extra`
+    /// (`tls.hosts`, the listen address) and this machine's names.
     Auto { dir: PathBuf, extra: SubjectNames },
     /// The operator's own files (e.g. Let's Encrypt or a company CA).
     Files {
@@ -180,6 +182,8 @@ pub struct TlsServer {
     seen: Mutex<(Option<SystemTime>, Option<SystemTime>)>,
     /// What this start generated, if it made the certificates.
     pub generated: Option<certs::Issued>,
+    /// The certificate served at start: its names, for the printed hosts.
+    pub info: CertInfo,
 }
 
 impl TlsServer {
@@ -192,13 +196,8 @@ impl TlsServer {
             TlsMode::Auto { dir, extra } => {
                 let (cert, key) = (dir.join(certs::SERVER_CERT), dir.join(certs::SERVER_KEY));
                 if !(cert.exists() && key.exists()) {
-                    let mut names = SubjectNames::of_this_machine();
-                    for d in &extra.dns {
-                        names.add_host(d)?;
-                    }
-                    for ip in &extra.ips {
-                        names.add_ip(*ip);
-                    }
+                    let mut names = extra.clone();
+                    names.merge(&SubjectNames::of_this_machine());
                     let issued = certs::issue(dir, &names, certs::DEFAULT_SERVER_DAYS, false)?;
                     tracing::info!(
                         dir = %dir.display(),
@@ -246,7 +245,19 @@ impl TlsServer {
             ca_pem,
             seen,
             generated,
+            info,
         })))
+    }
+
+    /// The fingerprint of the CA clients trust (served at `/ca.crt`), if any.
+    pub fn ca_fingerprint(&self) -> Option<Fingerprint> {
+        let pem = std::str::from_utf8(self.ca_pem.as_deref()?).ok()?;
+        certs::pem_to_der(pem).map(|der| Fingerprint::of_der(&der))
+    }
+
+    /// The certificate file served.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
     }
 
     /// Reloads the files if they changed (or always, with `force`). A

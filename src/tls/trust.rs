@@ -1,39 +1,76 @@
-//! What to paste on a client so it trusts the registry's CA: Docker,
-//! podman/buildah/skopeo, containerd/k3s and the OS store, including a
-//! download from the server that checks the fingerprint before installing.
+//! What to paste on a client so it trusts the registry's CA: one block of
+//! shell that downloads the CA from the server, refuses it loudly unless
+//! its fingerprint is the one printed, and installs it for Docker,
+//! podman/buildah/skopeo and containerd, as root or through sudo; then the
+//! `docker login` line, and where k3s and the OS store want the file.
+//!
+//! The fingerprint is written one way everywhere: SHA-256 of the DER bytes
+//! as `AB:CD:...`, as `openssl x509 -fingerprint -sha256` prints it.
 
 use std::fmt::Write;
 
 use super::certs::Fingerprint;
+use super::names::host_port;
 
-/// Trust instructions for a registry reached as `host:port`.
+/// The header line before the commands (tests find the block by it).
+pub const HEADER: &str = "On each client (a Raspberry Pi too), paste this into a shell, as root or as a user with sudo; \
+it installs the CA for Docker, podman/skopeo and containerd only if its fingerprint matches:";
+
+/// The directories clients read a registry's CA from, keyed by `HOST:PORT`.
+pub const CLIENT_CERT_DIRS: [&str; 3] = [
+    "/etc/docker/certs.d",
+    "/etc/containers/certs.d",
+    "/etc/containerd/certs.d",
+];
+
+/// The shell block that trusts the CA of the registry at `host:port`.
+/// It runs in a subshell, so `set -e` and `exit` never end the user's shell.
+pub fn commands(host: &str, port: u16, fp: &Fingerprint) -> String {
+    let hp = host_port(host, port);
+    let mut s = String::new();
+    let mut line = |l: &str| {
+        let _ = writeln!(s, "  {l}");
+    };
+    line("(");
+    line("  set -e");
+    line("  SUDO=; [ \"$(id -u)\" = 0 ] || SUDO=sudo");
+    line("  ca=$(mktemp)");
+    line(&format!("  curl -fsSk https://{hp}/ca.crt -o \"$ca\""));
+    line("  fp=$(sed '/-----/d' \"$ca\" | base64 -d | sha256sum | cut -c1-64 | tr a-f A-F | sed 's/../&:/g; s/:$//')");
+    line(&format!(
+        "  if [ \"$fp\" != {} ]; then echo \"fingerprint mismatch, not trusting https://{hp}/ca.crt (SHA-256 $fp)\" >&2; rm -f \"$ca\"; exit 1; fi",
+        fp.colon_hex()
+    ));
+    for dir in CLIENT_CERT_DIRS {
+        line(&format!(
+            "  $SUDO install -D -m 0644 \"$ca\" {dir}/{hp}/ca.crt"
+        ));
+    }
+    line("  rm -f \"$ca\"");
+    line(&format!("  echo \"trusted the CA of {hp}\""));
+    line(")");
+    s
+}
+
+/// Everything a client needs: the fingerprint, the commands, the login
+/// line and the other places a CA can go.
 pub fn instructions(host: &str, port: u16, fp: &Fingerprint) -> String {
-    let hp = format!("{host}:{port}");
-    let hex = fp.hex();
+    let hp = host_port(host, port);
     let mut s = String::new();
     let _ = writeln!(s, "CA fingerprint (SHA-256): {}", fp.colon_hex());
-    let _ = writeln!(s);
-    let _ = writeln!(s, "On each client (a Raspberry Pi too), download the CA and install it only if the fingerprint matches:");
+    let _ = writeln!(s, "{HEADER}");
+    s.push_str(&commands(host, port, fp));
+    let _ = writeln!(s, "Then log in with: docker login {hp}");
+    let _ = writeln!(s, "Elsewhere, copy the same ca.crt (checked as above):");
     let _ = writeln!(
         s,
-        "  curl -fsSk https://{hp}/ca.crt -o /tmp/regproxy-ca.crt && \\\n  \
-         test \"$(sed '/-----/d' /tmp/regproxy-ca.crt | base64 -d | sha256sum | cut -d' ' -f1)\" = {hex} && \\\n  \
-         sudo install -D -m 0644 /tmp/regproxy-ca.crt /etc/docker/certs.d/{hp}/ca.crt && \\\n  \
-         sudo install -D -m 0644 /tmp/regproxy-ca.crt /etc/containers/certs.d/{hp}/ca.crt && echo trusted"
-    );
-    let _ = writeln!(s);
-    let _ = writeln!(s, "Or copy ca.crt yourself to:");
-    let _ = writeln!(
-        s,
-        "  Docker:                  /etc/docker/certs.d/{hp}/ca.crt   (no restart needed)"
+        "  k3s: /etc/rancher/k3s/regproxy-ca.crt, and in /etc/rancher/k3s/registries.yaml: \
+         configs: {{\"{hp}\": {{tls: {{ca_file: /etc/rancher/k3s/regproxy-ca.crt}}}}}}"
     );
     let _ = writeln!(
         s,
-        "  podman, buildah, skopeo: /etc/containers/certs.d/{hp}/ca.crt"
+        "  the OS store (curl, git): /usr/local/share/ca-certificates/regproxy-ca.crt, then run update-ca-certificates"
     );
-    let _ = writeln!(s, "  containerd:              /etc/containerd/certs.d/{hp}/ca.crt, with hosts.toml: [host.\"https://{hp}\"] ca = \"/etc/containerd/certs.d/{hp}/ca.crt\"");
-    let _ = writeln!(s, "  k3s:                     /etc/rancher/k3s/registries.yaml: configs: {{\"{hp}\": {{tls: {{ca_file: /etc/rancher/k3s/regproxy-ca.crt}}}}}}");
-    let _ = writeln!(s, "  the OS store (curl, git): sudo cp ca.crt /usr/local/share/ca-certificates/regproxy-ca.crt && sudo update-ca-certificates");
     s
 }
 
@@ -42,18 +79,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_every_client() {
-        let t = instructions("registry.local", 5000, &Fingerprint([1; 32]));
+    fn names_every_client_and_one_host() {
+        let fp = Fingerprint([0xab; 32]);
+        let t = instructions("registry.local", 5000, &fp);
         for want in [
             "/etc/docker/certs.d/registry.local:5000/ca.crt",
             "/etc/containers/certs.d/registry.local:5000/ca.crt",
-            "containerd",
+            "/etc/containerd/certs.d/registry.local:5000/ca.crt",
             "k3s",
             "update-ca-certificates",
             "https://registry.local:5000/ca.crt",
-            &"01".repeat(32),
+            "docker login registry.local:5000",
+            &fp.colon_hex(),
         ] {
             assert!(t.contains(want), "missing {want}");
         }
+        assert!(!t.contains(&"ab".repeat(32)), "one fingerprint format");
+        assert!(!t.contains("sudo install"), "sudo only through $SUDO");
+    }
+
+    #[test]
+    fn ipv6_hosts_are_bracketed() {
+        let t = commands("fd00::2", 5000, &Fingerprint([1; 32]));
+        assert!(t.contains("https://[fd00::2]:5000/ca.crt"), "{t}");
     }
 }

@@ -27,6 +27,7 @@ mod oci;
 mod process;
 mod regproxy;
 mod slapd;
+mod trust;
 
 pub use certs::CertsDir;
 pub use clients::{curl, Podman, Skopeo};
@@ -45,6 +46,10 @@ pub use oci::{
 pub use process::{free_port, output_text, run, run_ok, run_with_input, Proc};
 pub use regproxy::{add_users, serve_config, write_config, Regproxy};
 pub use slapd::*;
+pub use trust::{
+    client_bin_dir, printed_fingerprint, printed_login, trust_script, with_wrong_fingerprint,
+    ClientShell, CLIENT_CERT_DIRS, MISMATCH, TRUST_HEADER,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -64,12 +64,23 @@ impl Regproxy {
     /// The wrapper must exec regproxy, so that the pid this guard kills is
     /// the server's.
     pub fn start_wrapped<W: AsRef<OsStr>, S: AsRef<OsStr>>(wrapper: &[W], args: &[S]) -> Regproxy {
+        Self::start_wrapped_in(None, wrapper, args)
+    }
+
+    /// Like [`Regproxy::start_wrapped`], in the working directory `cwd`
+    /// (default: the fresh directory that holds the stderr log), e.g. an
+    /// empty directory for a first start with no arguments but `--listen`.
+    pub fn start_wrapped_in<W: AsRef<OsStr>, S: AsRef<OsStr>>(
+        cwd: Option<&Path>,
+        wrapper: &[W],
+        args: &[S],
+    ) -> Regproxy {
         let log_dir = temp_dir("regproxy-log-");
         let log_path = log_dir.path().join("regproxy.stderr.log");
         let log = File::create(&log_path).expect("create regproxy log file");
         let mut cmd = wrapped_command(wrapper, env!("CARGO_BIN_EXE_regproxy"));
         cmd.args(args)
-            .current_dir(log_dir.path())
+            .current_dir(cwd.unwrap_or(log_dir.path()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
