@@ -30,6 +30,7 @@ TOOLS=(
   "openssl:openssl"                 # operator-made certificates (RSA, EC keys)
   "tc:iproute2"                     # a slow link for the token-lifetime push
   "tmux:tmux"                       # a real terminal for password prompts
+  "git:git"                         # a fresh clone stays clean after the first serve
 )
 
 have() {

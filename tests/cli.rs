@@ -726,3 +726,34 @@ access:
     );
     assert!(!auth.contains('[') && !auth.contains("Token"), "{auth}");
 }
+
+#[test]
+fn a_first_serve_in_a_fresh_clone_leaves_git_status_clean() {
+    let git = common::require_tool("git", "git");
+    let dir = tempfile::tempdir().unwrap();
+    let clone = dir.path().join("regproxy");
+    common::run_ok(
+        Command::new(&git)
+            .arg("clone")
+            .arg("--quiet")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .arg(&clone),
+        Duration::from_secs(60),
+    );
+    // The README's first command, from the checkout (on a free port).
+    let mut server = common::Regproxy::start_wrapped_in(
+        Some(&clone),
+        &[] as &[&str],
+        &["serve", "--listen", "127.0.0.1:0"],
+    );
+    let out = server.startup_stdout().join("\n");
+    assert!(out.contains("created user `admin`"), "{out}");
+    server.terminate(Duration::from_secs(10));
+    let o = common::run_ok(
+        Command::new(&git)
+            .args(["status", "--porcelain", "--untracked-files=all"])
+            .current_dir(&clone),
+        Duration::from_secs(30),
+    );
+    assert_eq!(stdout(&o), "", "the first serve changed the checkout");
+}
