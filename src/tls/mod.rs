@@ -369,7 +369,7 @@ pub fn plain_http_answer(port: u16) -> Vec<u8> {
     let body = format!(
         "This port speaks HTTPS. Use https:// (for example https://HOST:{port}/v2/).\n\
          Docker: trust the registry's CA instead of using insecure-registries; \
-         download it from https://HOST:{port}/ca.crt (see `regproxy gen-cert`).\n"
+         download it from https://HOST:{port}/ca.crt (on the registry host, `regproxy trust --host NAME` prints the commands).\n"
     );
     format!(
         "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
