@@ -1,0 +1,71 @@
+//! `proxy.yaml` as written: every field optional, unknown keys refused
+//! (`deny_unknown_fields`), so a typo is an error with its line.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::auth::acl::RawAccess;
+use crate::auth::ldap::LdapConfig;
+use crate::auth::{Backend, Challenge};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) listen: Option<SocketAddr>,
+    pub(super) storage: Option<RawStorage>,
+    pub(super) trust_forwarded_headers: Option<bool>,
+    pub(super) tls: Option<RawTls>,
+    pub(super) auth: Option<RawAuth>,
+    pub(super) groups: Option<BTreeMap<String, Vec<String>>>,
+    pub(super) access: Option<RawAccess>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    pub(super) enabled: Option<bool>,
+    pub(super) challenge: Option<Challenge>,
+    pub(super) htpasswd: Option<PathBuf>,
+    pub(super) ldap: Option<LdapConfig>,
+    pub(super) order: Option<Vec<Backend>>,
+    pub(super) token: Option<RawToken>,
+    pub(super) cache_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawToken {
+    pub(super) service: Option<String>,
+    pub(super) issuer: Option<String>,
+    pub(super) expiry_secs: Option<u64>,
+    pub(super) refresh_expiry_secs: Option<u64>,
+    pub(super) key: Option<PathBuf>,
+    pub(super) realm: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    pub(super) enabled: Option<bool>,
+    pub(super) dir: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) hosts: Vec<String>,
+    pub(super) cert: Option<PathBuf>,
+    pub(super) key: Option<PathBuf>,
+    pub(super) ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStorage {
+    pub(super) filesystem: Option<RawFilesystem>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFilesystem {
+    pub(super) root: Option<PathBuf>,
+}
