@@ -757,3 +757,60 @@ fn a_first_serve_in_a_fresh_clone_leaves_git_status_clean() {
     );
     assert_eq!(stdout(&o), "", "the first serve changed the checkout");
 }
+
+#[test]
+fn a_listen_address_the_certificate_lacks_is_warned_about_with_the_command_that_adds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let o = regproxy(
+        dir.path(),
+        &[
+            "gen-cert",
+            "--host",
+            "registry.local",
+            "--out",
+            certs.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = common::write_config(dir.path(), "tls:\n  dir: certs\nauth:\n  enabled: false\n");
+    let serve = || {
+        common::Regproxy::start_with_args(&[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.2:0",
+            "--data",
+            dir.path().join("data").to_str().unwrap(),
+        ])
+    };
+    let server = serve();
+    let out = server.startup_stdout().join("\n");
+    let fix = format!(
+        "regproxy gen-cert --host 127.0.0.2 --out {}",
+        certs.display()
+    );
+    assert!(
+        out.contains("regproxy: warning: the certificate") && out.contains(&fix),
+        "{out}"
+    );
+    drop(server);
+
+    // The printed command adds the address and keeps registry.local.
+    let args: Vec<&str> = fix.split(' ').skip(1).collect();
+    let o = regproxy(dir.path(), &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let names = server_cert_names(&certs);
+    assert!(
+        names.dns_names.contains(&"registry.local".to_string()),
+        "{names:?}"
+    );
+    let server = serve();
+    let out = server.startup_stdout().join("\n");
+    assert!(!out.contains("warning"), "{out}");
+    assert!(
+        out.contains(&format!("docker login 127.0.0.2:{}", server.port())),
+        "{out}"
+    );
+}
