@@ -399,22 +399,41 @@ fn config_check_warns_about_shadowed_rules_and_rejects_rules_that_cannot_work() 
         "{text}"
     );
     assert!(stderr.contains("\nhint: "), "{text}");
-    let rule_line = |n: usize| {
-        let lines = broken
-            .lines()
+    // Each problem points at the line of the key that has it.
+    let key_line = |n: usize, key: &str| {
+        let lines: Vec<&str> = broken.lines().collect();
+        let start = lines
+            .iter()
             .enumerate()
             .filter(|(_, l)| l.trim_start().starts_with("- subjects:"))
-            .map(|(i, _)| i + 1)
-            .collect::<Vec<_>>();
-        lines[n - 1]
+            .map(|(i, _)| i)
+            .nth(n - 1)
+            .expect("rule n");
+        let at = (start..lines.len())
+            .find(|&i| {
+                lines[i]
+                    .trim_start()
+                    .trim_start_matches("- ")
+                    .starts_with(key)
+            })
+            .expect("key in rule n");
+        at + 1
     };
-    for (rule, what) in [
-        (1, "rule 1: unknown action \"fly\""),
-        (2, "rule 2: repository pattern \"Team-A\" can never match"),
-        (3, "rule 3: repository pattern \"a//b\" can never match"),
-        (4, "group \"ghosts\" is never defined"),
+    for (rule, key, what) in [
+        (1, "actions:", "rule 1: unknown action \"fly\""),
+        (
+            2,
+            "repositories:",
+            "rule 2: repository pattern \"Team-A\" can never match",
+        ),
+        (
+            3,
+            "repositories:",
+            "rule 3: repository pattern \"a//b\" can never match",
+        ),
+        (4, "subjects:", "group \"ghosts\" is never defined"),
     ] {
-        let want = format!("{file}:{}: access: {what}", rule_line(rule));
+        let want = format!("{file}:{}: access: {what}", key_line(rule, key));
         assert!(stderr.contains(&want), "want {want:?}:\n{text}");
     }
     // A broken file decides nothing: acl check exits 64 too.
