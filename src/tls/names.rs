@@ -68,8 +68,12 @@ impl SubjectNames {
             let _ = n.add_host(&h);
         }
         let _ = n.add_host("localhost");
-        for (_, ip) in interface_addresses() {
-            n.add_ip(ip);
+        // Every address but link-local ones (which need a zone), loopback
+        // included.
+        if let Ok(ifaces) = if_addrs::get_if_addrs() {
+            for i in ifaces.iter().filter(|i| !i.is_link_local()) {
+                n.add_ip(i.ip());
+            }
         }
         n.add_ip(IpAddr::from([127, 0, 0, 1]));
         n
@@ -288,6 +292,15 @@ mod tests {
         let n = SubjectNames::of_this_machine();
         assert!(n.dns.contains(&"localhost".to_string()));
         assert!(n.ips.contains(&IpAddr::from([127, 0, 0, 1])));
+        let v6_loopback = if_addrs::get_if_addrs()
+            .unwrap()
+            .iter()
+            .any(|i| i.ip() == IpAddr::from(std::net::Ipv6Addr::LOCALHOST));
+        assert_eq!(
+            n.ips.contains(&"::1".parse().unwrap()),
+            v6_loopback,
+            "{n:?}"
+        );
         if let Some(local) = mdns_name() {
             assert!(local.ends_with(".local"));
             assert!(n.dns.contains(&local), "{n:?}");
