@@ -155,8 +155,13 @@ fn print_start(config: &Config, server: &crate::proxy::Server, addr: SocketAddr)
         tls.and_then(|t| t.ca_fingerprint()),
     ) {
         (Some(issued), _) => {
+            let what = if issued.ca_created {
+                "a CA and a server certificate"
+            } else {
+                "a server certificate (signed by the existing CA)"
+            };
             println!(
-                "regproxy: made a CA and a server certificate in {} for {}",
+                "regproxy: made {what} in {} for {}",
                 issued.dir.display(),
                 issued.names.list().join(", ")
             );
