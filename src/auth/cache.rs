@@ -115,10 +115,10 @@ impl CredentialCache {
     }
 }
 
-/// Failures allowed per user+address before a pause.
-const USER_LIMIT: u32 = 5;
-/// Failures allowed per address (any user) before a pause.
-const ADDR_LIMIT: u32 = 30;
+/// Failures allowed per user+address before a pause, unless configured.
+pub const USER_LIMIT: u32 = 5;
+/// Failures allowed per address (any user) before a pause, unless configured.
+pub const ADDR_LIMIT: u32 = 30;
 /// The window failures are counted in.
 const WINDOW: Duration = Duration::from_secs(60);
 /// The first pause; it doubles with each further pause, up to `MAX_PAUSE`.
@@ -141,17 +141,27 @@ struct Counter {
 
 pub struct FailureLimiter {
     counters: Mutex<HashMap<Key, Counter>>,
+    user_limit: u32,
+    addr_limit: u32,
 }
 
 impl Default for FailureLimiter {
     fn default() -> Self {
-        FailureLimiter {
-            counters: Mutex::new(HashMap::new()),
-        }
+        FailureLimiter::new(USER_LIMIT, ADDR_LIMIT)
     }
 }
 
 impl FailureLimiter {
+    /// Pauses after `user_limit` failures for one user from one address, or
+    /// `addr_limit` from one address (each at least 1).
+    pub fn new(user_limit: u32, addr_limit: u32) -> FailureLimiter {
+        FailureLimiter {
+            counters: Mutex::new(HashMap::new()),
+            user_limit: user_limit.max(1),
+            addr_limit: addr_limit.max(1),
+        }
+    }
+
     /// `Err(retry_after)` if logins for this user from this address (or
     /// from this address at all) are paused.
     pub fn check(&self, user: &str, addr: IpAddr) -> Result<(), Duration> {
@@ -178,8 +188,8 @@ impl FailureLimiter {
             });
         }
         for (key, limit) in [
-            (Key::User(user.to_string(), addr), USER_LIMIT),
-            (Key::Addr(addr), ADDR_LIMIT),
+            (Key::User(user.to_string(), addr), self.user_limit),
+            (Key::Addr(addr), self.addr_limit),
         ] {
             let c = counters.entry(key).or_insert(Counter {
                 failures: 0,

@@ -71,6 +71,8 @@ pub struct AuthSettings {
     pub token_key: PathBuf,
     pub realm: Option<String>,
     pub cache_ttl: Duration,
+    /// Failed logins per user+address, and per address, before a pause.
+    pub failure_limits: (u32, u32),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -289,7 +291,7 @@ impl Authorizer {
                 order: s.order.clone(),
                 tokens,
                 cache: CredentialCache::new(s.cache_ttl),
-                limiter: FailureLimiter::default(),
+                limiter: FailureLimiter::new(s.failure_limits.0, s.failure_limits.1),
                 challenge: s.challenge,
                 realm: s.realm.clone(),
             })),

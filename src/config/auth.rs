@@ -21,6 +21,10 @@ pub(super) fn default_auth(base: &Path) -> AuthSettings {
         token_key: base.join("certs").join("token.key"),
         realm: None,
         cache_ttl: std::time::Duration::from_secs(300),
+        failure_limits: (
+            crate::auth::cache::USER_LIMIT,
+            crate::auth::cache::ADDR_LIMIT,
+        ),
     }
 }
 
@@ -70,6 +74,20 @@ pub(super) fn parse_auth(
     }
     if let Some(secs) = raw.cache_secs {
         a.cache_ttl = std::time::Duration::from_secs(secs);
+    }
+    if let Some(f) = raw.failed_logins {
+        for (key, value) in [("per_user", f.per_user), ("per_address", f.per_address)] {
+            if value == Some(0) {
+                problems.push(Problem {
+                    line: find_key_line(text, key),
+                    message: format!("auth.failed_logins.{key} must be at least 1"),
+                });
+            }
+        }
+        a.failure_limits = (
+            f.per_user.unwrap_or(a.failure_limits.0),
+            f.per_address.unwrap_or(a.failure_limits.1),
+        );
     }
     if let Some(t) = raw.token {
         if let Some(s) = t.service {

@@ -33,6 +33,14 @@ pub(super) struct RawAuth {
     pub(super) order: Option<Vec<Backend>>,
     pub(super) token: Option<RawToken>,
     pub(super) cache_secs: Option<u64>,
+    pub(super) failed_logins: Option<RawFailedLogins>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFailedLogins {
+    pub(super) per_user: Option<u32>,
+    pub(super) per_address: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

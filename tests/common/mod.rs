@@ -16,6 +16,7 @@
 // Each test binary uses only some helpers (and re-exports).
 #![allow(dead_code, unused_imports)]
 
+mod auth_server;
 mod certs;
 mod clients;
 mod distribution;
@@ -29,6 +30,9 @@ mod regproxy;
 mod slapd;
 mod trust;
 
+pub use auth_server::{
+    b64url, basic_value, claims_of, client_from, send, token_of, wait_until, Cred, Resp, Server,
+};
 pub use certs::CertsDir;
 pub use clients::{curl, Podman, Skopeo};
 pub use distribution::Distribution;

@@ -175,6 +175,43 @@ impl Slapd {
         run_ok(cmd.arg(&path), TOOL_TIMEOUT);
     }
 
+    /// `ldapmodify` as the root DN: LDIF with `changetype: modify` (add or
+    /// delete a group member, replace a password).
+    pub fn modify_ldif(&self, ldif: &str) {
+        let path = self.dir.path().join("modify.ldif");
+        std::fs::write(&path, ldif).expect("write modify.ldif");
+        let mut cmd = Command::new(require_tool("ldapmodify", "ldap-utils"));
+        cmd.args([
+            "-x",
+            "-H",
+            &self.url(),
+            "-D",
+            LDAP_ROOT_DN,
+            "-w",
+            LDAP_ROOT_PW,
+            "-f",
+        ]);
+        run_ok(cmd.arg(&path), TOOL_TIMEOUT);
+    }
+
+    /// Makes the person `uid` a member of the groupOfNames `group`, or
+    /// removes them from it.
+    pub fn set_member(&self, group: &str, uid: &str, member: bool) {
+        let op = if member { "add" } else { "delete" };
+        self.modify_ldif(&format!(
+            "dn: cn={group},{LDAP_GROUPS}\nchangetype: modify\n{op}: member\n\
+             member: uid={uid},{LDAP_PEOPLE}\n"
+        ));
+    }
+
+    /// Replaces the password of the person `uid`.
+    pub fn set_password(&self, uid: &str, password: &str) {
+        self.modify_ldif(&format!(
+            "dn: uid={uid},{LDAP_PEOPLE}\nchangetype: modify\nreplace: userPassword\n\
+             userPassword: {password}\n"
+        ));
+    }
+
     /// Connections slapd has accepted since it started (cn=Monitor),
     /// counting the one this query makes.
     pub fn total_connections(&self) -> u64 {
