@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::{
-    add_users, b64url, basic_value, claims_of, client_from, send, token_of, wait_until, Cred,
-    Resp, Server,
+    add_users, b64url, basic_value, claims_of, client_from, send, token_of, wait_until, Cred, Resp,
+    Server,
 };
 use regproxy::auth::htpasswd;
 use regproxy::auth::identity::Source;

@@ -19,7 +19,6 @@ use super::add_users;
 /// Upper bound for any one request.
 const TIMEOUT: Duration = Duration::from_secs(20);
 
-
 /// A registry with authentication served in-process on `127.0.0.1:0`;
 /// dropping it asks the server to stop.
 pub struct Server {
@@ -104,7 +103,13 @@ impl Server {
         self.url("/auth/token")
     }
 
-    pub async fn send(&self, method: &str, path: &str, cred: Cred<'_>, body: Option<Vec<u8>>) -> Resp {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        cred: Cred<'_>,
+        body: Option<Vec<u8>>,
+    ) -> Resp {
         send(&self.client, &self.url(path), method, cred, body, None).await
     }
 
@@ -341,4 +346,3 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
-
