@@ -58,13 +58,14 @@ impl CredentialCache {
         m
     }
 
-    /// The cached identity, if this password was accepted recently and (for
-    /// htpasswd users) the user's entry has not changed since.
+    /// The cached identity, if this password was accepted recently for the
+    /// name `user` as typed and (for htpasswd users) the user's entry has
+    /// not changed since; `current_version` is asked for the identity's.
     pub fn check(
         &self,
         user: &str,
         password: &Secret,
-        current_version: impl FnOnce() -> Option<String>,
+        current_version: impl FnOnce(&Identity) -> Option<String>,
     ) -> Option<Identity> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let entry = entries.get(user)?;
@@ -75,19 +76,23 @@ impl CredentialCache {
         if self.mac(user, password).verify_slice(&entry.mac).is_err() {
             return None;
         }
-        if entry.version.is_some() && entry.version != current_version() {
+        if entry.version.is_some() && entry.version != current_version(&entry.identity) {
             entries.remove(user);
             return None;
         }
         Some(entry.identity.clone())
     }
 
-    pub fn insert(&self, password: &Secret, identity: &Identity, version: Option<String>) {
-        let mac = self
-            .mac(&identity.user, password)
-            .finalize()
-            .into_bytes()
-            .to_vec();
+    /// Remembers that `password` logged in as `identity` under the name
+    /// `user` as typed.
+    pub fn insert(
+        &self,
+        user: &str,
+        password: &Secret,
+        identity: &Identity,
+        version: Option<String>,
+    ) {
+        let mac = self.mac(user, password).finalize().into_bytes().to_vec();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= MAX_ENTRIES {
             let now = Instant::now();
@@ -97,7 +102,7 @@ impl CredentialCache {
             }
         }
         entries.insert(
-            identity.user.clone(),
+            user.to_string(),
             Entry {
                 mac,
                 identity: identity.clone(),
@@ -112,6 +117,47 @@ impl CredentialCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(user);
+    }
+}
+
+/// Identities looked up without a password (for refresh tokens), kept for
+/// the cache TTL: `None` remembers "no such user".
+pub struct LookupCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Option<Identity>, Instant)>>,
+}
+
+impl LookupCache {
+    pub fn new(ttl: Duration) -> LookupCache {
+        LookupCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(answer)` if `user` was looked up less than the TTL ago.
+    pub fn get(&self, user: &str) -> Option<Option<Identity>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(user) {
+            Some((answer, at)) if at.elapsed() < self.ttl => Some(answer.clone()),
+            Some(_) => {
+                entries.remove(user);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn insert(&self, user: &str, answer: Option<Identity>) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_ENTRIES {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| at.elapsed() < ttl);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(user.to_string(), (answer, Instant::now()));
     }
 }
 
@@ -233,6 +279,7 @@ mod tests {
             user: "alice".into(),
             groups: vec![],
             source: Source::Htpasswd,
+            version: Some("v1".into()),
         }
     }
 
@@ -240,23 +287,23 @@ mod tests {
     fn cache_accepts_only_the_same_password_and_version() {
         let c = CredentialCache::new(Duration::from_secs(60));
         let pw = Secret::new("pw");
-        c.insert(&pw, &alice(), Some("v1".into()));
-        assert!(c.check("alice", &pw, || Some("v1".into())).is_some());
+        c.insert("alice", &pw, &alice(), Some("v1".into()));
+        assert!(c.check("alice", &pw, |_| Some("v1".into())).is_some());
         assert!(c
-            .check("alice", &Secret::new("other"), || Some("v1".into()))
+            .check("alice", &Secret::new("other"), |_| Some("v1".into()))
             .is_none());
-        assert!(c.check("bob", &pw, || Some("v1".into())).is_none());
+        assert!(c.check("bob", &pw, |_| Some("v1".into())).is_none());
         // The password changed or the user was removed: the entry is gone.
-        assert!(c.check("alice", &pw, || Some("v2".into())).is_none());
-        assert!(c.check("alice", &pw, || Some("v1".into())).is_none());
+        assert!(c.check("alice", &pw, |_| Some("v2".into())).is_none());
+        assert!(c.check("alice", &pw, |_| Some("v1".into())).is_none());
     }
 
     #[test]
     fn cache_entries_expire() {
         let c = CredentialCache::new(Duration::from_millis(0));
         let pw = Secret::new("pw");
-        c.insert(&pw, &alice(), None);
-        assert!(c.check("alice", &pw, || None).is_none());
+        c.insert("alice", &pw, &alice(), None);
+        assert!(c.check("alice", &pw, |_| None).is_none());
     }
 
     #[test]

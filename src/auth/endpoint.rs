@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 
 use super::acl::{Policy, Subject};
+use super::error::Why;
 use super::identity::{Credentials, Identity, Source, Unavailable};
 use super::secret::Secret;
 use super::token::{ResourceActions, Use};
@@ -27,12 +28,8 @@ use crate::oci::Query;
 /// Where the token service lives.
 pub const TOKEN_PATH: &str = "/auth/token";
 
-fn unauthorized(message: &str) -> AuthError {
-    AuthError::Unauthorized {
-        challenge: "Basic realm=\"regproxy\", charset=\"UTF-8\"".into(),
-        message: message.into(),
-    }
-}
+/// The token service asks for Basic credentials.
+const BASIC_CHALLENGE: &str = "Basic realm=\"regproxy\", charset=\"UTF-8\"";
 
 fn all(q: &Query, key: &str) -> Vec<String> {
     q.all(key).map(str::to_string).collect()
@@ -47,7 +44,7 @@ pub async fn handle(
 ) -> Response<Body> {
     match issue(auth, policy, parts, body, peer).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => e.challenged(BASIC_CHALLENGE.into()).into_response(),
     }
 }
 
@@ -69,17 +66,14 @@ async fn issue(
             // No credentials: an anonymous token, holding only what the
             // rules give anonymous users.
             let identity = match basic_credentials(value) {
-                Some(creds) => login(auth, &creds, peer).await?,
+                Some(creds) => auth.authenticate(&creds, peer).await?,
                 None if value.is_empty() => Identity {
                     user: String::new(),
                     groups: vec![],
                     source: Source::Anonymous,
+                    version: None,
                 },
-                None => {
-                    return Err(unauthorized(
-                        "authentication required: use Basic credentials",
-                    ))
-                }
+                None => return Err(AuthError::unauthorized(Why::NotBasic)),
             };
             let scopes = all(&q, "scope");
             (
@@ -110,7 +104,7 @@ async fn issue(
                         user: form.get("username").unwrap_or_default().to_string(),
                         password: Secret::new(form.get("password").unwrap_or_default()),
                     };
-                    let identity = login(auth, &creds, peer).await?;
+                    let identity = auth.authenticate(&creds, peer).await?;
                     (
                         identity,
                         scopes,
@@ -120,7 +114,7 @@ async fn issue(
                 }
                 Some("refresh_token") => {
                     let token = form.get("refresh_token").unwrap_or_default();
-                    let identity = refresh(auth, token).await?;
+                    let identity = auth.refresh(token).await?;
                     (identity, scopes, false, "refresh_token")
                 }
                 _ => return Err(AuthError::UnsupportedGrant),
@@ -146,9 +140,8 @@ async fn issue(
         }
     };
     let access = allowed_subset(policy, &subject, &scopes);
-    let pwv = auth
-        .version_of(&identity.user)
-        .filter(|_| identity.source == Source::Htpasswd);
+    // htpasswd: the hash's fingerprint; LDAP: the entry's change stamps.
+    let pwv = identity.version.clone();
     let issue_err = |e: super::token::TokenError| {
         tracing::error!(error = %e, "signing a token failed");
         AuthError::Unavailable(Unavailable {
@@ -177,13 +170,14 @@ async fn issue(
     if offline {
         let (refresh, _) = auth
             .tokens
-            .issue(
+            .issue_for(
                 &identity.user,
                 identity.source,
                 pwv,
                 identity.groups.clone(),
                 vec![],
                 Use::Refresh,
+                auth.refresh_lifetime(&identity),
             )
             .map_err(issue_err)?;
         body["refresh_token"] = refresh.into();
@@ -223,41 +217,4 @@ fn allowed_subset(policy: &Policy, subject: &Subject, scopes: &[String]) -> Vec<
         }
     }
     out
-}
-
-async fn login(auth: &Auth, creds: &Credentials, peer: IpAddr) -> Result<Identity, AuthError> {
-    auth.authenticate(creds, peer).await.map_err(|e| match e {
-        AuthError::Unauthorized { message, .. } => unauthorized(&message),
-        other => other,
-    })
-}
-
-/// A refresh token stands for a login as long as the user is still there
-/// (with the same password, for htpasswd users).
-async fn refresh(auth: &Auth, token: &str) -> Result<Identity, AuthError> {
-    let claims = auth
-        .tokens
-        .verify(token, Use::Refresh)
-        .map_err(|e| unauthorized(&format!("authentication required: {e}; log in again")))?;
-    auth.still_valid(&claims)
-        .map_err(|why| unauthorized(&format!("authentication required: {why}")))?;
-    if claims.src == Source::Ldap {
-        let exists = match &auth.ldap {
-            Some(ldap) => ldap
-                .user_exists(&claims.sub)
-                .await
-                .map_err(AuthError::Unavailable)?,
-            None => false,
-        };
-        if !exists {
-            return Err(unauthorized(
-                "authentication required: the user is no longer in the directory; log in again",
-            ));
-        }
-    }
-    Ok(Identity {
-        user: claims.sub,
-        groups: claims.groups,
-        source: claims.src,
-    })
 }

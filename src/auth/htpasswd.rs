@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -257,6 +258,13 @@ type Users = Arc<HashMap<String, StoredUser>>;
 pub struct HtpasswdStore {
     path: PathBuf,
     state: RwLock<(Option<SystemTime>, Users)>,
+    /// The bcrypt cost most entries use (checks of unknown users cost as much).
+    cost: AtomicU32,
+}
+
+/// The cost of a bcrypt hash (`$2y$12$...` -> 12).
+fn cost_of(hash: &str) -> Option<u32> {
+    hash.split('$').nth(2)?.parse().ok()
 }
 
 fn version_of(hash: &str) -> String {
@@ -268,6 +276,7 @@ impl HtpasswdStore {
         let store = HtpasswdStore {
             path: path.to_path_buf(),
             state: RwLock::new((None, Arc::default())),
+            cost: AtomicU32::new(DEFAULT_COST),
         };
         store.reload()?;
         Ok(store)
@@ -302,6 +311,15 @@ impl HtpasswdStore {
                 Line::Other(_) => None,
             })
             .collect();
+        let mut costs: HashMap<u32, usize> = HashMap::new();
+        for cost in users.values().filter_map(|u| cost_of(&u.hash)) {
+            *costs.entry(cost).or_default() += 1;
+        }
+        let typical = costs.into_iter().max_by_key(|&(cost, n)| (n, cost));
+        self.cost.store(
+            typical.map_or(DEFAULT_COST, |(cost, _)| cost),
+            Ordering::Relaxed,
+        );
         *self.state.write().unwrap_or_else(|p| p.into_inner()) = (mtime, Arc::new(users));
         Ok(true)
     }
@@ -313,6 +331,19 @@ impl HtpasswdStore {
             .1
             .get(user)
             .cloned()
+    }
+
+    /// Whether a user of this name exists under any spelling that differs
+    /// only in case (`Alice` for `alice`).
+    pub fn knows_any_case(&self, user: &str) -> bool {
+        let lower = user.to_lowercase();
+        let state = self.state.read().unwrap_or_else(|p| p.into_inner());
+        state.1.contains_key(user) || state.1.keys().any(|k| k.to_lowercase() == lower)
+    }
+
+    /// The bcrypt cost most users' hashes have ([`DEFAULT_COST`] if none).
+    pub fn typical_cost(&self) -> u32 {
+        self.cost.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -418,5 +449,14 @@ mod tests {
         edit(&path, |f| f.set("alice", "$2y$04$y".into())).unwrap();
         store.reload().unwrap();
         assert_ne!(store.get("alice").unwrap().version, v1);
+        assert!(store.knows_any_case("ALICE") && !store.knows_any_case("alicia"));
+        assert_eq!(store.typical_cost(), 4);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        edit(&path, |f| {
+            f.set("bob", hash_password(&Secret::new("b"), 5).unwrap())
+        })
+        .unwrap();
+        store.reload().unwrap();
+        assert_eq!(store.typical_cost(), 5);
     }
 }

@@ -13,12 +13,17 @@ pub enum Source {
     Anonymous,
 }
 
-/// An authenticated user and the groups they belong to.
+/// An authenticated user: the backend's own spelling of the name (the one
+/// name rules, tokens and logs see), the groups of that name, and a
+/// version of the password, so tokens end when it changes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub user: String,
     pub groups: Vec<String>,
     pub source: Source,
+    /// htpasswd: a fingerprint of the hash; LDAP: of the entry's change
+    /// stamps (`None` if the directory shows none).
+    pub version: Option<String>,
 }
 
 /// A backend's answer to "is this the password of this user?".

@@ -17,6 +17,7 @@ pub mod htpasswd;
 pub mod identity;
 pub mod ldap;
 mod login;
+mod revalidate;
 pub mod secret;
 mod settings;
 pub mod token;
@@ -24,6 +25,7 @@ mod verified;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, Method, Response};
 
@@ -32,10 +34,12 @@ use crate::oci::response::{self, Body};
 use crate::oci::{Action, OciError, Route};
 use acl::{Policy, Subject};
 use basic::{basic_credentials, strip_scheme};
-use cache::{CredentialCache, FailureLimiter};
+use cache::{CredentialCache, FailureLimiter, LookupCache};
+use error::Why;
 use htpasswd::HtpasswdStore;
 use identity::Source;
 use ldap::LdapBackend;
+use login::DummyHashes;
 use std::sync::RwLock;
 use token::{ResourceActions, TokenService};
 
@@ -114,7 +118,12 @@ struct Auth {
     order: Vec<Backend>,
     tokens: TokenService,
     cache: CredentialCache,
+    /// Users looked up without a password (refresh tokens).
+    lookups: LookupCache,
+    cache_ttl: Duration,
     limiter: FailureLimiter,
+    /// What unknown users' passwords are checked against.
+    dummy: DummyHashes,
     challenge: Challenge,
     realm: Option<String>,
 }
@@ -161,17 +170,27 @@ impl Authorizer {
             s.token_ttl,
             s.refresh_ttl,
         )?;
+        let auth = Arc::new(Auth {
+            htpasswd,
+            ldap,
+            order: s.order.clone(),
+            tokens,
+            cache: CredentialCache::new(s.cache_ttl),
+            lookups: LookupCache::new(s.cache_ttl),
+            cache_ttl: s.cache_ttl,
+            limiter: FailureLimiter::new(s.failure_limits.0, s.failure_limits.1),
+            dummy: DummyHashes::default(),
+            challenge: s.challenge,
+            realm: s.realm.clone(),
+        });
+        // The hash unknown users are checked against, made now on the
+        // blocking pool rather than on the first failed login.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let auth = auth.clone();
+            runtime.spawn(async move { auth.dummy.get(auth.dummy_cost()).await });
+        }
         Ok(Authorizer {
-            auth: Some(Arc::new(Auth {
-                htpasswd,
-                ldap,
-                order: s.order.clone(),
-                tokens,
-                cache: CredentialCache::new(s.cache_ttl),
-                limiter: FailureLimiter::new(s.failure_limits.0, s.failure_limits.1),
-                challenge: s.challenge,
-                realm: s.realm.clone(),
-            })),
+            auth: Some(auth),
             policy: Arc::new(RwLock::new(Arc::new(policy))),
         })
     }
@@ -229,20 +248,14 @@ impl Authorizer {
                         info.origin,
                         Some("invalid_token"),
                     ),
-                    message: format!("authentication required: {why}"),
+                    why,
                 })?;
             (subject_of(&policy, &claims), Some(claims.access.clone()))
         } else if let Some(creds) = basic_credentials(value) {
             let identity = auth
                 .authenticate(&creds, info.peer)
                 .await
-                .map_err(|e| match e {
-                    AuthError::Unauthorized { message, .. } => AuthError::Unauthorized {
-                        challenge: auth.challenge_for(&route, action, info.origin, None),
-                        message,
-                    },
-                    other => other,
-                })?;
+                .map_err(|e| e.challenged(auth.challenge_for(&route, action, info.origin, None)))?;
             let mut groups = identity.groups;
             groups.extend(policy.groups_of(&identity.user));
             (
@@ -256,9 +269,14 @@ impl Authorizer {
             (Subject::anonymous(), None)
         };
         let anonymous = subject.user.is_none();
+        // A header that is neither Basic nor Bearer counts as none, but
+        // the answer says what was wrong with it.
         let login = || AuthError::Unauthorized {
             challenge: auth.challenge_for(&route, action, info.origin, None),
-            message: "authentication required".into(),
+            why: match value.trim() {
+                "" => Why::NoCredentials,
+                _ => Why::Malformed,
+            },
         };
         // `/v2/` and the catalog need a login or a token; the catalog is
         // then filtered by the rules.
@@ -306,7 +324,7 @@ impl Authorizer {
                     info.origin,
                     Some("insufficient_scope"),
                 ),
-                message: "authentication required: the token does not grant this action".into(),
+                why: Why::Scope,
             });
         }
         Ok(Authorized {

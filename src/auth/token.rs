@@ -103,8 +103,12 @@ pub struct Claims {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// Not a token of ours for this use; the detail is for the log only.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// A token of ours whose time is up.
+    #[error("the token has expired")]
+    Expired,
     #[error("cannot read or write the token key {path}: {reason}")]
     Key { path: String, reason: String },
 }
@@ -176,7 +180,8 @@ impl TokenService {
         &self.kid
     }
 
-    /// Signs a token for `sub`; returns it with its claims.
+    /// Signs a token for `sub` with the configured lifetime for its use;
+    /// returns it with its claims.
     pub fn issue(
         &self,
         sub: &str,
@@ -186,11 +191,26 @@ impl TokenService {
         access: Vec<ResourceActions>,
         token_use: Use,
     ) -> Result<(String, Claims), TokenError> {
-        let iat = now();
         let ttl = match token_use {
             Use::Access => self.ttl,
             Use::Refresh => self.refresh_ttl,
         };
+        self.issue_for(sub, src, pwv, groups, access, token_use, ttl)
+    }
+
+    /// Like [`TokenService::issue`], valid for `ttl`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn issue_for(
+        &self,
+        sub: &str,
+        src: Source,
+        pwv: Option<String>,
+        groups: Vec<String>,
+        access: Vec<ResourceActions>,
+        token_use: Use,
+        ttl: Duration,
+    ) -> Result<(String, Claims), TokenError> {
+        let iat = now();
         let claims = Claims {
             iss: self.issuer.clone(),
             sub: sub.to_string(),
@@ -241,8 +261,13 @@ impl TokenService {
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[&self.service]);
         v.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
-            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &v).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid(e.to_string()),
+                }
+            })?;
         if data.header.kid.as_deref() != Some(self.kid.as_str()) {
             return Err(TokenError::Invalid("unknown key id".into()));
         }

@@ -17,6 +17,18 @@ pub(super) fn name_attribute(filter: &str) -> Option<String> {
     ok.then(|| attr.to_string())
 }
 
+/// The attribute of the RDN holding the name in a DN template, e.g. `uid`
+/// in `uid={username},ou=people,dc=example,dc=org`.
+pub(super) fn dn_name_attribute(template: &str) -> Option<String> {
+    let before = &template[..template.find("={username}")?];
+    let attr = before.rsplit([',', '+']).next()?.trim();
+    let ok = !attr.is_empty()
+        && attr
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';');
+    ok.then(|| attr.to_string())
+}
+
 /// A search entry, parsed without trusting the server's bytes (ldap3's
 /// `SearchEntry::construct` panics on malformed input).
 pub(super) struct Entry {
@@ -41,6 +53,21 @@ impl Entry {
             ));
         }
         Some(Entry { dn, attrs })
+    }
+
+    /// A short digest of these attributes' values, if the entry has any of
+    /// them: it changes when they do.
+    pub(super) fn version(&self, names: &[&str]) -> Option<String> {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        let mut any = false;
+        for name in names {
+            for value in self.values(name) {
+                hash.update(format!("{}={value}\n", name.to_ascii_lowercase()));
+                any = true;
+            }
+        }
+        any.then(|| hex::encode(&hash.finalize()[..8]))
     }
 
     /// The values of an attribute (names compare case-insensitively).
@@ -98,7 +125,7 @@ pub(super) fn first_rdn_value(dn: &str) -> Option<String> {
 
 #[cfg(test)]
 mod name_tests {
-    use super::name_attribute;
+    use super::{dn_name_attribute, name_attribute};
 
     #[test]
     fn finds_the_attribute_compared_with_the_name() {
@@ -108,6 +135,15 @@ mod name_tests {
             Some("sAMAccountName")
         );
         assert_eq!(name_attribute("(cn=*)"), None);
+        assert_eq!(
+            dn_name_attribute("uid={username},ou=people,dc=x").as_deref(),
+            Some("uid")
+        );
+        assert_eq!(
+            dn_name_attribute("cn=x+sAMAccountName={username},dc=x").as_deref(),
+            Some("sAMAccountName")
+        );
+        assert_eq!(dn_name_attribute("ou=people"), None);
     }
 }
 

@@ -23,7 +23,7 @@ use super::identity::{Identity, Source, Unavailable, Verdict};
 use super::secret::Secret;
 pub use config::LdapConfig;
 use config::{read_password_file, tls_config};
-use entry::{bad_username, fill, first_rdn_value, name_attribute, Entry};
+use entry::{bad_username, dn_name_attribute, fill, first_rdn_value, name_attribute, Entry};
 
 /// How a user's DN is found.
 enum Mode {
@@ -45,7 +45,23 @@ pub struct LdapBackend {
     timeout: Duration,
     /// Idle service-account connections, already bound.
     pool: Mutex<Vec<Ldap>>,
+    /// The attribute holding the user name (`uid`), from the user filter
+    /// or the DN template.
+    name_attr: Option<String>,
 }
+
+/// Operational attributes that change when a password changes (and, for
+/// some, on any change of the entry): a refresh token carries a digest of
+/// them, so it ends with the password it was issued for. Directories hand
+/// out those they have; none at all makes refresh tokens short (see
+/// README).
+const VERSION_ATTRIBUTES: &[&str] = &[
+    "pwdChangedTime",
+    "modifyTimestamp",
+    "entryCSN",
+    "uSNChanged",
+    "pwdLastSet",
+];
 
 impl std::fmt::Debug for LdapBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,16 +106,23 @@ impl LdapBackend {
             tracing::warn!(url = %c.url, "LDAP passwords are sent unencrypted (ldap:// without StartTLS)");
         }
         let timeout = Duration::from_secs(c.timeout_secs);
+        let name_attr = match &mode {
+            Mode::Search { .. } => name_attribute(&c.user_filter),
+            Mode::Direct { template } => dn_name_attribute(template),
+        };
         Ok(LdapBackend {
             config,
             mode,
             tls,
             timeout,
             pool: Mutex::new(Vec::new()),
+            name_attr,
         })
     }
 
-    /// Checks `password` for `user` and collects the user's groups.
+    /// Checks `password` for `user`. An accepted login is the entry's
+    /// identity: its name as stored (the directory matched `user` by its
+    /// own rules, often ignoring case) and the groups of that name and DN.
     pub async fn authenticate(
         &self,
         user: &str,
@@ -113,56 +136,56 @@ impl LdapBackend {
             tracing::debug!(user, "LDAP login refused: empty password (never sent)");
             return Ok(Verdict::Rejected);
         }
-        let mut name = user.to_string();
-        let (dn, mut groups) = match &self.mode {
+        let identity = match &self.mode {
             Mode::Search { base, .. } => {
-                let name_attr = name_attribute(&self.config.user_filter);
-                let mut attrs = self.member_of_attrs();
-                attrs.extend(name_attr.clone());
-                let found = self.find_user(base, user, attrs).await?;
-                let [entry] = found.as_slice() else {
-                    if found.len() > 1 {
-                        tracing::warn!(
-                            user,
-                            count = found.len(),
-                            "LDAP user filter matches several entries"
-                        );
-                    }
+                let Some(entry) = self.find_one(base, user).await? else {
                     return Ok(Verdict::UnknownUser);
                 };
-                // The directory's spelling of the name (uid matching is
-                // usually case-insensitive), so `ALICE` is user `alice`
-                // for the access rules, the tokens and the logs.
-                if let Some(canonical) =
-                    name_attr.and_then(|a| entry.values(&a).find(|v| v.eq_ignore_ascii_case(user)))
-                {
-                    name = canonical;
+                let mut conn = self.connect().await?;
+                let bound = self.bind(&mut conn, &entry.dn, password).await;
+                let _ = conn.with_timeout(self.timeout).unbind().await;
+                if !bound? {
+                    return Ok(Verdict::Rejected);
                 }
-                (entry.dn.clone(), self.member_of(entry))
+                self.identity_of(&entry, user, None).await?
             }
-            Mode::Direct { template } => (
-                fill(template, &[("{username}", &dn_escape(user))]),
-                Vec::new(),
-            ),
+            Mode::Direct { template } => {
+                let dn = fill(template, &[("{username}", &dn_escape(user))]);
+                let mut conn = self.connect().await?;
+                let result = self.direct_login(&mut conn, &dn, user, password).await;
+                let _ = conn.with_timeout(self.timeout).unbind().await;
+                match result? {
+                    Some(identity) => identity,
+                    None => return Ok(Verdict::Rejected),
+                }
+            }
         };
-        let mut conn = self.connect().await?;
-        let result = self
-            .bind_and_read_groups(&mut conn, &dn, user, password)
-            .await;
-        let _ = conn.with_timeout(self.timeout).unbind().await;
-        let Some(more) = result? else {
-            return Ok(Verdict::Rejected);
+        tracing::debug!(user = %identity.user, groups = ?identity.groups, "LDAP login accepted");
+        Ok(Verdict::Accepted(identity))
+    }
+
+    /// Whether [`LdapBackend::look_up`] can work: only a service account
+    /// can read the directory without the user's password.
+    pub fn can_look_up(&self) -> bool {
+        matches!(self.mode, Mode::Search { .. })
+    }
+
+    /// The identity of the entry whose name is exactly `user` (as stored),
+    /// with its groups of now, without a password: for refresh tokens.
+    /// `None` if there is no such entry (removed, renamed, ambiguous) or
+    /// no service account to look with.
+    pub async fn look_up(&self, user: &str) -> Result<Option<Identity>, Unavailable> {
+        let Mode::Search { base, .. } = &self.mode else {
+            return Ok(None);
         };
-        groups.extend(more);
-        groups.retain(|g| !g.is_empty());
-        groups.sort();
-        groups.dedup();
-        tracing::debug!(user = %name, ?groups, "LDAP login accepted");
-        Ok(Verdict::Accepted(Identity {
-            user: name,
-            groups,
-            source: Source::Ldap,
-        }))
+        if bad_username(user).is_some() {
+            return Ok(None);
+        }
+        let Some(entry) = self.find_one(base, user).await? else {
+            return Ok(None);
+        };
+        let identity = self.identity_of(&entry, user, None).await?;
+        Ok((identity.user == user).then_some(identity))
     }
 
     /// Whether the directory has exactly one entry for `user` (search mode);
@@ -175,6 +198,20 @@ impl LdapBackend {
             return Ok(false);
         }
         Ok(self.find_user(base, user, vec!["1.1".into()]).await?.len() == 1)
+    }
+
+    /// The one entry the user filter finds for `user`, with the attributes
+    /// an identity is made of; `None` for none or several.
+    async fn find_one(&self, base: &str, user: &str) -> Result<Option<Entry>, Unavailable> {
+        let mut found = self.find_user(base, user, self.entry_attrs()).await?;
+        if found.len() > 1 {
+            tracing::warn!(
+                user,
+                count = found.len(),
+                "LDAP user filter matches several entries"
+            );
+        }
+        Ok(if found.len() == 1 { found.pop() } else { None })
     }
 
     async fn find_user(
@@ -191,56 +228,84 @@ impl LdapBackend {
             .await
     }
 
-    /// Binds as the user (`None`: the directory refused the password), then
-    /// reads the groups: with the user's rights in direct-bind mode, with
-    /// the service account's in search mode.
-    async fn bind_and_read_groups(
+    /// Binds as `dn`: `false` when the directory refuses the password.
+    async fn bind(
         &self,
         conn: &mut Ldap,
         dn: &str,
-        user: &str,
         password: &Secret,
-    ) -> Result<Option<Vec<String>>, Unavailable> {
+    ) -> Result<bool, Unavailable> {
         let result = conn
             .with_timeout(self.timeout)
             .simple_bind(dn, password.expose())
             .await;
         match result.map_err(|e| self.fail("bind", e))? {
-            r if r.rc == 0 => {}
+            r if r.rc == 0 => Ok(true),
             // inappropriateAuthentication, invalidCredentials,
             // insufficientAccessRights, unwillingToPerform (locked, expired)
             r if matches!(r.rc, 48 | 49 | 50 | 53) => {
                 tracing::debug!(dn, rc = r.rc, text = %r.text, "LDAP bind refused");
-                return Ok(None);
+                Ok(false)
             }
-            result => return Err(self.fail("bind", LdapError::LdapResult { result })),
+            result => Err(self.fail("bind", LdapError::LdapResult { result })),
         }
-        let direct = matches!(self.mode, Mode::Direct { .. });
-        let mut groups = Vec::new();
-        if direct && !self.config.member_of_attribute.is_empty() {
-            let attrs = self.member_of_attrs();
-            let own = self
-                .search(
-                    Some(conn),
-                    "reading the user's entry",
-                    dn,
-                    Scope::Base,
-                    "(objectClass=*)",
-                    attrs,
-                )
-                .await?;
-            groups.extend(own.iter().flat_map(|e| self.member_of(e)));
+    }
+
+    /// Direct bind: binds as the user, then reads their own entry with
+    /// their own rights (`None`: the password was refused).
+    async fn direct_login(
+        &self,
+        conn: &mut Ldap,
+        dn: &str,
+        user: &str,
+        password: &Secret,
+    ) -> Result<Option<Identity>, Unavailable> {
+        if !self.bind(conn, dn, password).await? {
+            return Ok(None);
         }
+        let what = "reading the user's own entry";
+        let own = self
+            .search(
+                Some(conn),
+                what,
+                dn,
+                Scope::Base,
+                "(objectClass=*)",
+                self.entry_attrs(),
+            )
+            .await?;
+        let Some(entry) = own.first() else {
+            // Without the entry there is no canonical name: fail closed.
+            return Err(Unavailable {
+                reason: format!(
+                    "LDAP server {}: {what} returned nothing (the directory must let users read their own entry)",
+                    self.config.url
+                ),
+            });
+        };
+        self.identity_of(entry, user, Some(conn)).await.map(Some)
+    }
+
+    /// The identity an entry stands for: its stored name, the groups of
+    /// that name and DN (searched on `on`, else on the service account),
+    /// and a version of its password.
+    async fn identity_of(
+        &self,
+        entry: &Entry,
+        typed: &str,
+        on: Option<&mut Ldap>,
+    ) -> Result<Identity, Unavailable> {
+        let user = self.stored_name(entry, typed);
+        let mut groups = self.member_of(entry);
         if let Some(base) = &self.config.group_base {
             let name = &self.config.group_name_attribute;
             let filter = fill(
                 &self.config.group_filter,
                 &[
-                    ("{dn}", &ldap_escape(dn)),
-                    ("{username}", &ldap_escape(user)),
+                    ("{dn}", &ldap_escape(&entry.dn)),
+                    ("{username}", &ldap_escape(&user)),
                 ],
             );
-            let on = if direct { Some(conn) } else { None };
             let found = self
                 .search(
                     on,
@@ -253,14 +318,45 @@ impl LdapBackend {
                 .await?;
             groups.extend(found.iter().flat_map(|g| g.values(name)));
         }
-        Ok(Some(groups))
+        groups.retain(|g| !g.is_empty());
+        groups.sort();
+        groups.dedup();
+        Ok(Identity {
+            user,
+            groups,
+            source: Source::Ldap,
+            version: entry.version(VERSION_ATTRIBUTES),
+        })
     }
 
-    fn member_of_attrs(&self) -> Vec<String> {
-        match self.config.member_of_attribute.as_str() {
-            "" => vec!["1.1".into()], // RFC 4511: no attributes
-            a => vec![a.to_string()],
+    /// The entry's own spelling of the name (`uid: alice` for a login as
+    /// `ALICE`): the value of the name attribute that the directory matched.
+    fn stored_name(&self, entry: &Entry, typed: &str) -> String {
+        let Some(attr) = &self.name_attr else {
+            return typed.to_string();
+        };
+        let values: Vec<String> = entry.values(attr).collect();
+        let lower = typed.to_lowercase();
+        match values.as_slice() {
+            [only] => only.clone(),
+            several => several
+                .iter()
+                .find(|v| v.as_str() == typed)
+                .or_else(|| several.iter().find(|v| v.to_lowercase() == lower))
+                .or(several.first())
+                .cloned()
+                .unwrap_or_else(|| typed.to_string()),
         }
+    }
+
+    /// The attributes read from a user's entry.
+    fn entry_attrs(&self) -> Vec<String> {
+        let mut attrs: Vec<String> = VERSION_ATTRIBUTES.iter().map(|a| a.to_string()).collect();
+        attrs.extend(self.name_attr.clone());
+        if !self.config.member_of_attribute.is_empty() {
+            attrs.push(self.config.member_of_attribute.clone());
+        }
+        attrs
     }
 
     fn member_of(&self, entry: &Entry) -> Vec<String> {
