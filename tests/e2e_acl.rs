@@ -237,6 +237,81 @@ fn docker_users_push_only_where_the_rules_allow_and_a_reload_applies_without_a_n
     eprintln!("total: {:?}", started.elapsed());
 }
 
+/// The documented delay for a directory change to reach Docker: the next
+/// push refreshes its token, and a refresh re-reads the directory at most
+/// `auth.cache_secs` (2 here) late; polled up to this bound.
+const GROUP_CHANGE_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[test]
+fn an_ldap_user_removed_from_a_team_can_no_longer_push_there_without_logging_out() {
+    let slapd = Slapd::start(SlapdOpts::default());
+    add_ldap_team_a_member(&slapd, ERIN);
+    let work = temp_dir("regproxy-e2e-group-");
+    add_users(&work.path().join("htpasswd"), &[ADMIN]);
+    let yaml = proxy_yaml(&slapd.url()).replace(
+        "  htpasswd: htpasswd\n",
+        "  htpasswd: htpasswd\n  cache_secs: 2\n  token:\n    expiry_secs: 60\n",
+    );
+    let config = work.path().join("proxy.yaml");
+    replace_file(&config, &yaml);
+    let registry = Regproxy::start_with_args(&[
+        "serve",
+        "--config",
+        path_str(&config),
+        "--listen",
+        "[::1]:0",
+        "--data",
+        path_str(&work.path().join("data")),
+    ]);
+    let _hosts = HostsEntry::add(NAME_ADDR, NAME);
+    let host = format!("{NAME}:{}", registry.port());
+    let ca = work.path().join("certs/ca.crt");
+    let _trusted = CertsDir::install(Path::new("/etc/docker/certs.d"), &host, &ca);
+    let engine = Dockerd::start();
+    let erin = User::new(&engine, work.path(), ERIN);
+    let image = |tag: &str| format!("{host}/team-a/app:{tag}");
+    for tag in ["1", "2"] {
+        let tar = write_rootfs_tarball(&work.path().join(format!("app-{tag}.tar")), 64 * KIB);
+        engine.docker_ok(["import", path_str(&tar), &image(tag)]);
+    }
+
+    erin.login(&host);
+    let stored = fs::read_to_string(erin.config.join("config.json")).expect("config.json");
+    erin.push_ok(&image("1"));
+
+    // The team lead takes erin out of team-a; erin does nothing.
+    slapd.set_member("team-a", ERIN.0, false);
+    let started = Instant::now();
+    let refused = loop {
+        let out = erin.docker(["push", &image("2")]);
+        if !out.status.success() {
+            break output_text(&out);
+        }
+        assert!(
+            started.elapsed() < GROUP_CHANGE_TIMEOUT,
+            "erin still pushes to team-a {GROUP_CHANGE_TIMEOUT:?} after leaving the group:\n{}",
+            output_text(&out)
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    eprintln!(
+        "a push after the group removal was refused after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        refused.contains(DENIED) || refused.contains("unauthorized"),
+        "erin's push failed, but not as denied or unauthorized:\n{refused}"
+    );
+    assert!(!refused.contains("digest: sha256:"), "{refused}");
+    // Still no new login: Docker used the identity token it stored.
+    assert_eq!(
+        fs::read_to_string(erin.config.join("config.json")).expect("config.json"),
+        stored
+    );
+    // And the push stays refused.
+    erin.push_refused(&image("2"));
+}
+
 // ---------------------------------------------------------------------------
 // CLI
 // ---------------------------------------------------------------------------
@@ -528,6 +603,23 @@ impl<'a> User<'a> {
     fn push_denied(&self, image: &str) {
         let out = self.docker(["push", image]);
         assert_denied(&out, &format!("{}'s push of {image}", self.name));
+    }
+
+    /// A push that fails as denied (rules) or unauthorized (the refresh
+    /// was refused).
+    fn push_refused(&self, image: &str) {
+        let out = self.docker(["push", image]);
+        let text = output_text(&out);
+        assert!(
+            !out.status.success(),
+            "{}'s push of {image} succeeded:\n{text}",
+            self.name
+        );
+        assert!(
+            text.contains(DENIED) || text.contains("unauthorized"),
+            "{}'s push of {image} failed, but not as denied or unauthorized:\n{text}",
+            self.name
+        );
     }
 
     fn pull_ok(&self, image: &str) {
