@@ -170,6 +170,7 @@ async fn a_group_removal_ends_team_pushes_for_basic_access_and_refresh_tokens() 
         for r in refreshes.iter() {
             let scope = format!("repository:{TEAM_REPO}:pull,push");
             let answer = refresh_grant(&s, r, &scope).await;
+            eprintln!("{mode}: a refresh after the removal: {}", answer.status);
             match answer.status {
                 401 => {
                     answer.expect_error(401, "UNAUTHORIZED");
