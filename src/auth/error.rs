@@ -151,3 +151,29 @@ impl AuthError {
         r
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_401_says_what_to_do() {
+        use Why::*;
+        for why in [
+            NoCredentials,
+            Malformed,
+            NotBasic,
+            BadLogin,
+            BadToken,
+            ExpiredToken,
+            Scope,
+            BadRefresh,
+            ExpiredRefresh,
+            UserChanged,
+        ] {
+            let m = why.message();
+            assert!(m.starts_with("authentication required"), "{m}");
+            assert!(m.contains("; hint: "), "{m}");
+        }
+    }
+}
