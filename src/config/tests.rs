@@ -109,6 +109,13 @@ fn auth_settings() {
     assert_eq!(p.len(), 2, "{p:?}");
     assert_eq!(p[0].line, Some(3));
     assert_eq!(p[1].line, Some(4));
+    assert_eq!(a.failure_limits, (5, 30));
+    let c = Config::parse("auth:\n  failed_logins:\n    per_user: 50\n", base).unwrap();
+    assert_eq!(c.auth.unwrap().failure_limits, (50, 30));
+    let p = Config::parse("auth:\n  failed_logins:\n    per_address: 0\n", base).unwrap_err();
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(p[0].message.contains("at least 1"), "{p:?}");
+    assert_eq!(p[0].line, Some(3));
 }
 
 #[test]

@@ -1,5 +1,8 @@
 //! LDAP login: checks a username and password against a directory and
-//! collects the user's groups.
+//! returns the entry's identity: its stored name (the `uid` the directory
+//! matched, whatever case was typed), the groups of that name and DN, and
+//! a version of its password (change stamps). [`LdapBackend::look_up`]
+//! reads the same identity again without a password, for refresh tokens.
 //!
 //! Two modes: search-then-bind (a pooled service-account connection finds
 //! the user's entry, then the user binds as that DN on a fresh connection)
