@@ -5,6 +5,13 @@
 //! Whether an error is the client's fault (4xx) or ours (5xx) is decided here,
 //! by the variant, never at call sites. Layers above keep their own error
 //! types (with causes, for the log) and convert to [`OciError`] once.
+//!
+//! The codes are the distribution-spec v1.1 list (`BLOB_UNKNOWN` ...
+//! `TOOMANYREQUESTS`) plus four that CNCF Distribution sends in the same
+//! places, kept for Docker's sake: `RANGE_INVALID` (416), `PAGINATION_NUMBER_INVALID`
+//! (a bad `n`), `UNKNOWN` (500/507) and `UNAVAILABLE` (503, in `auth`). An
+//! invalid tag in a manifest path is `404 MANIFEST_UNKNOWN`, as the spec's
+//! endpoint table and Distribution answer; `TAG_INVALID` is never sent.
 
 use http::StatusCode;
 
@@ -77,7 +84,9 @@ impl OciError {
             ManifestTooLarge { .. } | SizeInvalid(_) => "SIZE_INVALID",
             NameInvalid(_) => "NAME_INVALID",
             NameUnknown => "NAME_UNKNOWN",
-            TagInvalid(_) => "TAG_INVALID",
+            // Distribution's router does not match an invalid reference
+            // (404 for every method); the spec's table lists only 404 here.
+            TagInvalid(_) => "MANIFEST_UNKNOWN",
             PaginationInvalid(_) => "PAGINATION_NUMBER_INVALID",
             NotFound | MethodNotAllowed { .. } | Unsupported(_) => "UNSUPPORTED",
             StorageFull | StorageFailed => "UNKNOWN",
@@ -87,9 +96,8 @@ impl OciError {
     pub fn status(&self) -> StatusCode {
         use OciError::*;
         match self {
-            BlobUnknown(_) | BlobUploadUnknown | ManifestUnknown | NameUnknown | NotFound => {
-                StatusCode::NOT_FOUND
-            }
+            BlobUnknown(_) | BlobUploadUnknown | ManifestUnknown | NameUnknown | NotFound
+            | TagInvalid(_) => StatusCode::NOT_FOUND,
             ChunkOutOfOrder { .. } | RangeNotSatisfiable { .. } => {
                 StatusCode::RANGE_NOT_SATISFIABLE
             }
@@ -101,7 +109,6 @@ impl OciError {
             | ManifestBlobUnknown(_)
             | ManifestInvalid(_)
             | NameInvalid(_)
-            | TagInvalid(_)
             | SizeInvalid(_)
             | PaginationInvalid(_) => StatusCode::BAD_REQUEST,
             StorageFull => StatusCode::INSUFFICIENT_STORAGE,

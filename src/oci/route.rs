@@ -246,7 +246,13 @@ mod tests {
         );
         assert_eq!(
             Route::parse("/v2/a/manifests/-bad").unwrap_err().code(),
-            "TAG_INVALID"
+            "MANIFEST_UNKNOWN"
+        );
+        assert_eq!(
+            Route::parse("/v2/a/manifests/.INVALID_MANIFEST_NAME")
+                .unwrap_err()
+                .status(),
+            404
         );
         assert_eq!(
             Route::parse("/v2/a/blobs/uploads/../../x")
