@@ -15,8 +15,9 @@ use crate::oci::OciError;
 
 /// Parses a `Range` header against a blob of `size` bytes.
 ///
-/// `Ok(None)`: serve the whole blob (no header, or a form we ignore as
-/// RFC 9110 allows, such as several ranges). `Err`: 416.
+/// `Ok(None)`: serve the whole blob (no header, or one we ignore as RFC 9110
+/// allows: several ranges, another unit, or one that does not parse, such
+/// as `bytes=abc`). `Err`: a valid range that is unsatisfiable (416).
 pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, RegistryError> {
     let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
         return Ok(None);
@@ -24,18 +25,21 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
     if spec.contains(',') {
         return Ok(None);
     }
-    let unsatisfiable = OciError::RangeNotSatisfiable { size };
-    let (a, b) = spec
-        .trim()
-        .split_once('-')
-        .ok_or(OciError::RangeNotSatisfiable { size })?;
-    let num = |s: &str| s.trim().parse::<u64>().ok();
-    let range = match (a.trim().is_empty(), b.trim().is_empty()) {
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    let unsatisfiable = || Err(OciError::RangeNotSatisfiable { size }.into());
+    let range = match (num(a), num(b)) {
         // bytes=-N: the last N bytes
-        (true, false) => {
-            let n = num(b).ok_or(unsatisfiable)?;
+        (None, Some(n)) if a.is_empty() => {
             if n == 0 || size == 0 {
-                return Err(OciError::RangeNotSatisfiable { size }.into());
+                return unsatisfiable();
             }
             ByteRange {
                 start: size.saturating_sub(n),
@@ -43,31 +47,26 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
             }
         }
         // bytes=S-
-        (false, true) => {
-            let s = num(a).ok_or(unsatisfiable)?;
+        (Some(s), None) if b.is_empty() => {
             if s >= size {
-                return Err(OciError::RangeNotSatisfiable { size }.into());
+                return unsatisfiable();
             }
             ByteRange {
                 start: s,
                 end: size,
             }
         }
-        // bytes=S-E (inclusive)
-        (false, false) => {
-            let (s, e) = (
-                num(a).ok_or(unsatisfiable)?,
-                num(b).ok_or(OciError::RangeNotSatisfiable { size })?,
-            );
-            if s > e || s >= size {
-                return Err(OciError::RangeNotSatisfiable { size }.into());
+        // bytes=S-E (inclusive); E < S is invalid syntax, ignored
+        (Some(s), Some(e)) if s <= e => {
+            if s >= size {
+                return unsatisfiable();
             }
             ByteRange {
                 start: s,
                 end: e.saturating_add(1).min(size),
             }
         }
-        (true, true) => return Err(unsatisfiable.into()),
+        _ => return Ok(None),
     };
     Ok(Some(range))
 }
@@ -143,15 +142,19 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=8-100"), 10).unwrap(), r(8, 10));
         assert_eq!(parse_range(Some("bytes=0-1,3-4"), 10).unwrap(), None);
         assert_eq!(parse_range(Some("items=0-1"), 10).unwrap(), None);
-        for bad in [
-            "bytes=10-",
+        for bad in ["bytes=10-", "bytes=-0", "bytes=99-100"] {
+            assert!(parse_range(Some(bad), 10).is_err(), "{bad}");
+        }
+        // RFC 9110: a Range that does not parse is ignored (200, whole blob).
+        for ignored in [
             "bytes=5-2",
-            "bytes=-0",
             "bytes=x-1",
             "bytes=-",
-            "bytes=99-100",
+            "bytes=abc",
+            "bytes=",
+            "bytes=1-x",
         ] {
-            assert!(parse_range(Some(bad), 10).is_err(), "{bad}");
+            assert_eq!(parse_range(Some(ignored), 10).unwrap(), None, "{ignored}");
         }
     }
 }
