@@ -31,8 +31,14 @@ pub const TOKEN_PATH: &str = "/auth/token";
 /// The token service asks for Basic credentials.
 const BASIC_CHALLENGE: &str = "Basic realm=\"regproxy\", charset=\"UTF-8\"";
 
+/// Every value of `key`, each split at spaces: `scope=a&scope=b` and
+/// `scope=a%20b` (one parameter, space-separated) ask for the same.
 fn all(q: &Query, key: &str) -> Vec<String> {
-    q.all(key).map(str::to_string).collect()
+    q.all(key)
+        .flat_map(|v| v.split(' '))
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 pub async fn handle(

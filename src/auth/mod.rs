@@ -101,6 +101,8 @@ pub struct RequestInfo<'a> {
     pub peer: IpAddr,
     /// `https://host:port` as the client reached us, for the token realm.
     pub origin: &'a str,
+    /// The query string (a mount's `from=` joins the challenge's scope).
+    pub query: Option<&'a str>,
 }
 
 /// Decides what a request may do.
@@ -245,7 +247,7 @@ impl Authorizer {
                     challenge: auth.challenge_for(
                         &route,
                         action,
-                        info.origin,
+                        info,
                         Some("invalid_token"),
                     ),
                     why,
@@ -255,7 +257,7 @@ impl Authorizer {
             let identity = auth
                 .authenticate(&creds, info.peer)
                 .await
-                .map_err(|e| e.challenged(auth.challenge_for(&route, action, info.origin, None)))?;
+                .map_err(|e| e.challenged(auth.challenge_for(&route, action, info, None)))?;
             let mut groups = identity.groups;
             groups.extend(policy.groups_of(&identity.user));
             (
@@ -272,7 +274,7 @@ impl Authorizer {
         // A header that is neither Basic nor Bearer counts as none, but
         // the answer says what was wrong with it.
         let login = || AuthError::Unauthorized {
-            challenge: auth.challenge_for(&route, action, info.origin, None),
+            challenge: auth.challenge_for(&route, action, info, None),
             why: match value.trim() {
                 "" => Why::NoCredentials,
                 _ => Why::Malformed,
@@ -321,7 +323,7 @@ impl Authorizer {
                 challenge: auth.challenge_for(
                     &route,
                     action,
-                    info.origin,
+                    info,
                     Some("insufficient_scope"),
                 ),
                 why: Why::Scope,

@@ -97,6 +97,7 @@ impl Front {
             headers: &parts.headers,
             peer: peer.ip(),
             origin: &origin,
+            query: parts.uri.query(),
         };
         let access = match self.authorizer.authorize(route, &info).await {
             Ok(a) => a,
