@@ -218,7 +218,9 @@ fn print_start(config: &Config, server: &crate::proxy::Server, addr: SocketAddr)
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // rustls warns on every client that sends an IP address as SNI
+        // (wrk, some scanners): normal, not worth a line per connection.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
