@@ -3,6 +3,7 @@
 //! once, each with its file and line ([`problems`]).
 
 mod auth;
+mod limits;
 mod problems;
 mod raw;
 #[cfg(test)]
@@ -19,6 +20,7 @@ use crate::tls::TlsMode;
 
 use auth::{default_auth, parse_auth};
 use problems::{find_key_line, parse_collecting};
+pub use limits::Limits;
 pub use problems::{ConfigError, Problem};
 
 /// The default listen address.
@@ -51,6 +53,8 @@ pub struct Config {
     pub warnings: Vec<Problem>,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
+    /// Timeouts and connection caps (`limits:`).
+    pub limits: Limits,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             policy: Policy::no_rules(&BTreeMap::new()),
             warnings: Vec::new(),
             source: None,
+            limits: Limits::default(),
         }
     }
 }
@@ -114,6 +119,15 @@ impl Config {
             }
         }
         config.trust_forwarded_headers = raw.trust_forwarded_headers.unwrap_or(false);
+        if let Some(l) = raw.limits {
+            match l.validate() {
+                Ok(l) => config.limits = l,
+                Err(messages) => problems.extend(messages.into_iter().map(|message| Problem {
+                    line: find_key_line(text, "limits"),
+                    message,
+                })),
+            }
+        }
         if let Some(tls) = raw.tls {
             let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
             let line = || find_key_line(text, "tls");

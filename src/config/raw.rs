@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     pub(super) auth: Option<RawAuth>,
     pub(super) groups: Option<BTreeMap<String, Vec<String>>>,
     pub(super) access: Option<RawAccess>,
+    pub(super) limits: Option<super::limits::RawLimits>,
 }
 
 #[derive(Debug, Default, Deserialize)]

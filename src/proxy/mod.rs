@@ -5,6 +5,9 @@
 //! certificates); [`Server::run`] serves a bound listener until a shutdown
 //! future completes. The CLI and the tests both use them (as in mini-redis).
 
+mod drain;
+mod idle;
+mod limits;
 mod listener;
 mod pipeline;
 
@@ -54,6 +57,7 @@ pub struct Server {
     initial_admin: Option<crate::auth::secret::Secret>,
     /// The config file, re-read for `groups:` and `access:` on change or SIGHUP.
     config_source: Option<std::path::PathBuf>,
+    limits: crate::config::Limits,
 }
 
 impl Server {
@@ -83,6 +87,7 @@ impl Server {
             tls,
             initial_admin,
             config_source: config.source.clone(),
+            limits: config.limits.clone(),
         })
     }
 
@@ -131,7 +136,16 @@ impl Server {
             ))),
             _ => None,
         };
-        listener::serve(listener, self.front, self.tls, shutdown).await;
+        let fd_limit = limits::raise_fd_limit();
+        listener::serve(
+            listener,
+            self.front,
+            self.tls,
+            self.limits,
+            fd_limit,
+            shutdown,
+        )
+        .await;
         users.abort();
         if let Some(r) = rules {
             r.abort();

@@ -1,14 +1,15 @@
 //! The per-request pipeline: route -> authorize -> registry, plus the few
 //! endpoints the front answers itself (`/`, `/ca.crt`). Every answer gets
-//! `Docker-Distribution-Api-Version` and one access-log line.
+//! `Docker-Distribution-Api-Version` and one access-log line, and every
+//! answer to `HEAD` is made headers-only here, once (HTTP/2 sends a body
+//! it is given, even for `HEAD`).
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::{Method, Request, Response, StatusCode};
 
 use crate::auth::{self, Authorizer};
 use crate::oci::response::{self, Body};
@@ -35,19 +36,28 @@ fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
 }
 
 impl Front {
-    pub async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    pub async fn handle<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<response::BoxError>,
+    {
         let started = Instant::now();
         let method = req.method().clone();
+        let version = req.version();
         let path = req.uri().path().to_string();
         let mut resp = self.pipeline(req, peer).await;
         resp.headers_mut().insert(
             "Docker-Distribution-Api-Version",
             HeaderValue::from_static("registry/2.0"),
         );
+        if method == Method::HEAD {
+            headers_only(&mut resp);
+        }
         tracing::info!(
             %peer,
             %method,
             path = %path,
+            version = ?version,
             status = resp.status().as_u16(),
             ms = started.elapsed().as_millis() as u64,
             "request"
@@ -55,7 +65,18 @@ impl Front {
         resp
     }
 
-    async fn pipeline(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn pipeline<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+        B::Error: Into<response::BoxError>,
+    {
+        let front_page = matches!(req.uri().path(), "/" | "/ca.crt");
+        if front_page && !matches!(*req.method(), Method::GET | Method::HEAD) {
+            return response::error(&OciError::MethodNotAllowed {
+                method: req.method().clone(),
+                allow: "GET, HEAD",
+            });
+        }
         match req.uri().path() {
             "/" => {
                 return text(
@@ -77,7 +98,7 @@ impl Front {
             _ => {}
         }
         let (parts, body) = req.into_parts();
-        let origin = self.origin(&parts.headers);
+        let origin = self.origin(&parts.uri, &parts.headers);
         if parts.uri.path() == auth::TOKEN_PATH {
             let body = match read_small_body(body).await {
                 Ok(b) => b,
@@ -110,16 +131,23 @@ impl Front {
     }
 
     /// `scheme://host:port` as the client reached us (for the token realm):
-    /// from `Host`, or the forwarding headers when trusted.
-    fn origin(&self, headers: &http::HeaderMap) -> String {
+    /// the forwarding headers when trusted, else the request's authority
+    /// (HTTP/2 `:authority`, or an absolute-form HTTP/1 target), else `Host`.
+    fn origin(&self, uri: &http::Uri, headers: &http::HeaderMap) -> String {
         let base = self.base_url(headers);
         if !base.is_empty() {
             return base;
         }
-        let host = headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .filter(|h| h.parse::<http::uri::Authority>().is_ok())
+        let host = uri
+            .authority()
+            .map(|a| a.as_str())
+            .filter(|a| !a.contains('@'))
+            .or_else(|| {
+                headers
+                    .get(http::header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|h| h.parse::<http::uri::Authority>().is_ok())
+            })
             .unwrap_or("localhost");
         format!("{}://{host}", self.scheme)
     }
@@ -154,8 +182,25 @@ impl Front {
     }
 }
 
+/// Makes an answer to `HEAD` headers-only: `Content-Length` stays what `GET`
+/// would send (set from the body's exact size when the handler left it
+/// out), the body goes.
+fn headers_only(resp: &mut Response<Body>) {
+    use http_body::Body as _;
+    if !resp.headers().contains_key(CONTENT_LENGTH) {
+        if let Some(n) = resp.body().size_hint().exact() {
+            resp.headers_mut().insert(CONTENT_LENGTH, n.into());
+        }
+    }
+    *resp.body_mut() = response::empty();
+}
+
 /// The body of a token request: a small form, read whole (at most 64 KiB).
-async fn read_small_body(body: Incoming) -> Result<Option<Bytes>, OciError> {
+async fn read_small_body<B>(body: B) -> Result<Option<Bytes>, OciError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<response::BoxError>,
+{
     use http_body_util::BodyExt;
     let limited = http_body_util::Limited::new(body, 64 * 1024);
     match limited.collect().await {

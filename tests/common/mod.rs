@@ -23,6 +23,7 @@ mod distribution;
 mod dockerd;
 mod http;
 mod images;
+mod inproc;
 mod netns;
 mod oci;
 mod process;
@@ -42,6 +43,7 @@ pub use images::{
     assert_same_file, gzip_stored, make_build_context, make_rootfs, random_bytes, sha256_hex,
     tar_archive, write_random_file, write_rootfs_tarball, BuildContext,
 };
+pub use inproc::{client_for, rustls_config, Proto, TlsServer, PROTOCOLS};
 pub use netns::{sh_quote, wrapped_command, HostsEntry, Lan, Netns};
 pub use oci::{
     assert_same_oci_image, oci_reachable_blobs, read_oci_ref, write_oci_multiarch,
