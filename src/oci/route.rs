@@ -133,7 +133,7 @@ impl Route {
             Route::Manifest(..) => "GET, HEAD, PUT, DELETE",
             Route::Blob(..) => "GET, HEAD, DELETE",
             Route::Uploads(_) => "POST",
-            Route::Upload(..) => "GET, PATCH, PUT, DELETE",
+            Route::Upload(..) => "GET, HEAD, PATCH, PUT, DELETE",
         }
     }
 
@@ -151,7 +151,7 @@ impl Route {
             Route::Manifest(..) if method == Method::PUT => Some(Action::Push),
             Route::Uploads(_) if method == Method::POST => Some(Action::Push),
             Route::Upload(..)
-                if [Method::GET, Method::PATCH, Method::PUT, Method::DELETE].contains(method) =>
+                if read || [Method::PATCH, Method::PUT, Method::DELETE].contains(method) =>
             {
                 Some(Action::Push)
             }

@@ -137,7 +137,7 @@ pub async fn start(
     }
 }
 
-/// `GET`/`PATCH`/`PUT`/`DELETE /v2/<name>/blobs/uploads/<uuid>`
+/// `GET`/`HEAD`/`PATCH`/`PUT`/`DELETE /v2/<name>/blobs/uploads/<uuid>`
 pub async fn handle(
     reg: &Registry,
     repo: &RepoName,
@@ -152,7 +152,8 @@ pub async fn handle(
         return Err(OciError::BlobUploadUnknown.into());
     };
     match req.method {
-        Method::GET => in_progress(StatusCode::NO_CONTENT, &req, repo, id, size),
+        // HEAD answers as GET (RFC 9110); the front drops the (empty) body.
+        Method::GET | Method::HEAD => in_progress(StatusCode::NO_CONTENT, &req, repo, id, size),
         Method::DELETE => {
             storage.upload_delete(repo, id).await?;
             reg.uploads.forget(id);
