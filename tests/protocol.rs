@@ -181,7 +181,11 @@ fn head_paths() -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_head_gets_headers_only_on_both_versions() {
     let curl = require_tool("curl", "curl");
-    for s in [TlsServer::start("").await, auth_server("token").await] {
+    for s in [
+        TlsServer::start("").await,
+        auth_server("token").await,
+        auth_server("basic").await,
+    ] {
         let ca = s.dir.path().join("certs/ca.crt");
         for proto in PROTOCOLS {
             for path in head_paths() {
@@ -339,10 +343,12 @@ where
 
 #[tokio::test]
 async fn early_answers_keep_the_connection_usable_over_tls() {
-    let s = auth_server("token").await;
-    let host = s.addr.to_string();
-    let conn = s.connect_tls(Proto::Http1).await;
-    early_answer_then_second_request(conn, &host, false).await;
+    for challenge in ["token", "basic"] {
+        let s = auth_server(challenge).await;
+        let host = s.addr.to_string();
+        let conn = s.connect_tls(Proto::Http1).await;
+        early_answer_then_second_request(conn, &host, false).await;
+    }
     let open = TlsServer::start("").await;
     let conn = open.connect_tls(Proto::Http1).await;
     early_answer_then_second_request(conn, &open.addr.to_string(), true).await;
@@ -352,7 +358,8 @@ async fn early_answers_keep_the_connection_usable_over_tls() {
 async fn early_answers_keep_the_connection_usable_over_plain_http() {
     let dir = tempfile::tempdir().expect("temp dir");
     add_users(&dir.path().join("htpasswd"), &[ALICE]);
-    let s = TlsServer::start_plain_in(dir, "auth:\n  htpasswd: htpasswd\n").await;
+    let s =
+        TlsServer::start_plain_in(dir, "auth:\n  htpasswd: htpasswd\n  challenge: basic\n").await;
     let conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     early_answer_then_second_request(conn, &s.addr.to_string(), false).await;
     let open = TlsServer::start_plain_in(tempfile::tempdir().unwrap(), "").await;

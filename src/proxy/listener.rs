@@ -30,6 +30,8 @@ use crate::tls::{plain_http_answer, HandshakeLog, TlsServer};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most hyper buffers per HTTP/1 connection while reading.
 const HTTP1_READ_BUFFER: usize = 64 * 1024;
+/// The largest request head on HTTP/2, as on HTTP/1.1 (Go's default is 1 MiB).
+const MAX_HEADER_LIST: u32 = 256 * 1024;
 /// The first byte of a TLS record carrying a handshake.
 const TLS_HANDSHAKE: u8 = 0x16;
 
@@ -53,7 +55,9 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.http2_keepalive_interval)
-        .keep_alive_timeout(limits.http2_keepalive_timeout);
+        .keep_alive_timeout(limits.http2_keepalive_timeout)
+        // As much header as HTTP/1.1 takes (hyper's HTTP/2 default is 16 KiB).
+        .max_header_list_size(MAX_HEADER_LIST);
     let caps = Caps::new(&limits, fd_limit);
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every connection holds a sender; all gone means all finished.

@@ -124,7 +124,7 @@ impl Front {
             Ok(a) => a,
             Err(e) => return e.into_response(),
         };
-        let base_url = self.base_url(&parts.headers);
+        let base_url = self.base_url(&parts.uri, &parts.headers);
         self.registry
             .handle(access, registry::Request::new(parts, body, base_url))
             .await
@@ -134,7 +134,7 @@ impl Front {
     /// the forwarding headers when trusted, else the request's authority
     /// (HTTP/2 `:authority`, or an absolute-form HTTP/1 target), else `Host`.
     fn origin(&self, uri: &http::Uri, headers: &http::HeaderMap) -> String {
-        let base = self.base_url(headers);
+        let base = self.base_url(uri, headers);
         if !base.is_empty() {
             return base;
         }
@@ -153,9 +153,9 @@ impl Front {
     }
 
     /// The prefix for `Location` headers (and the token realm, when trusted): relative by default; absolute,
-    /// from `X-Forwarded-Proto` and `X-Forwarded-Host` (or `Host`), when
-    /// configured to trust them.
-    fn base_url(&self, headers: &http::HeaderMap) -> String {
+    /// from `X-Forwarded-Proto` and `X-Forwarded-Host` (or the request's
+    /// authority, or `Host`), when configured to trust them.
+    fn base_url(&self, uri: &http::Uri, headers: &http::HeaderMap) -> String {
         if !self.trust_forwarded_headers {
             return String::new();
         }
@@ -173,6 +173,7 @@ impl Front {
             _ => self.scheme,
         };
         let host = first("x-forwarded-host")
+            .or_else(|| uri.authority().map(|a| a.as_str()))
             .or_else(|| first("host"))
             .filter(|h| h.parse::<http::uri::Authority>().is_ok());
         match host {
