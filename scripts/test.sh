@@ -31,6 +31,8 @@ TOOLS=(
   "tc:iproute2"                     # a slow link for the token-lifetime push
   "tmux:tmux"                       # a real terminal for password prompts
   "git:git"                         # a fresh clone stays clean after the first serve
+  "/usr/bin/containerd:containerd"  # containerd and ctr (also pulled in by docker.io)
+  "/usr/bin/ctr:containerd"
 )
 
 have() {
