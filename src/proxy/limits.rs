@@ -16,7 +16,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::config::Limits;
 use crate::tls::HandshakeLog;
 
-/// File descriptors kept free for storage, logs and the listener itself.
+/// File descriptors kept free for storage, logs and the listener itself
+/// (at most a quarter of the limit).
 const RESERVED_FDS: u64 = 64;
 
 /// Open-connection caps, shared by the accept loop.
@@ -54,7 +55,8 @@ impl Caps {
         let mut max_total = limits.max_connections;
         if let Some(fds) = fd_limit {
             // Each connection holds one descriptor; uploads briefly a second.
-            let fits = (fds.saturating_sub(RESERVED_FDS) / 2).max(1) as usize;
+            let reserved = RESERVED_FDS.min(fds / 4);
+            let fits = (fds.saturating_sub(reserved) / 2).max(1) as usize;
             if fits < max_total {
                 tracing::info!(
                     max_connections = fits,
@@ -211,5 +213,7 @@ mod tests {
     fn fd_limit_lowers_the_total() {
         let caps = Caps::new(&Limits::default(), Some(256));
         assert_eq!(caps.max_total, 96);
+        let caps = Caps::new(&Limits::default(), Some(40));
+        assert_eq!(caps.max_total, 15);
     }
 }
