@@ -13,11 +13,11 @@
 //! `Docker-Distribution-Api-Version: registry/2.0`, and every error response
 //! for the OCI error JSON.
 //!
-//! Layout: `fixture` (server, requests, responses) -> `content` (push
-//! helpers) -> one module per endpoint family: `base` (`/v2/`, Location
-//! headers, shutdown), `blobs`, `uploads`, `mounts`, `manifests`,
-//! `referrers`, `listing` (tags, catalog), `errors` (names, methods, hostile
-//! input).
+//! Layout: `fixture` (the server, raw requests) -> `exchange` (requests,
+//! responses) -> `content` (push helpers) -> one module per endpoint family:
+//! `base` (`/v2/`, Location headers, shutdown), `blobs`, `uploads` and
+//! `upload_errors`, `mounts`, `manifests` and `manifest_errors`, `referrers`,
+//! `listing` (tags, catalog), `errors` (names, methods, hostile input).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -26,11 +26,14 @@ mod base;
 mod blobs;
 mod content;
 mod errors;
+mod exchange;
 mod fixture;
 mod listing;
+mod manifest_errors;
 mod manifests;
 mod mounts;
 mod referrers;
+mod upload_errors;
 mod uploads;
 
 use std::net::SocketAddr;
@@ -38,6 +41,7 @@ use std::time::Duration;
 
 use common::Proto;
 use content::*;
+use exchange::*;
 use fixture::*;
 use regproxy::config::Config;
 use reqwest::header::HeaderMap;
