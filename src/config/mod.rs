@@ -19,8 +19,8 @@ use crate::tls::certs::SubjectNames;
 use crate::tls::TlsMode;
 
 use auth::{default_auth, parse_auth};
-use problems::{find_key_line, parse_collecting};
 pub use limits::Limits;
+use problems::{find_key_line, parse_collecting};
 pub use problems::{ConfigError, Problem};
 
 /// The default listen address.
