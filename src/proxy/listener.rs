@@ -30,8 +30,9 @@ use crate::tls::{plain_http_answer, HandshakeLog, TlsServer};
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most hyper buffers per HTTP/1 connection while reading.
 const HTTP1_READ_BUFFER: usize = 64 * 1024;
-/// The largest request head on HTTP/2, as on HTTP/1.1 (Go's default is 1 MiB).
-const MAX_HEADER_LIST: u32 = 256 * 1024;
+/// The largest request header list on HTTP/2: as much as an HTTP/1.1
+/// request head may hold (hyper's HTTP/2 default is 16 KiB).
+const MAX_HEADER_LIST: u32 = HTTP1_READ_BUFFER as u32;
 /// The first byte of a TLS record carrying a handshake.
 const TLS_HANDSHAKE: u8 = 0x16;
 
@@ -56,7 +57,6 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .keep_alive_interval(limits.http2_keepalive_interval)
         .keep_alive_timeout(limits.http2_keepalive_timeout)
-        // As much header as HTTP/1.1 takes (hyper's HTTP/2 default is 16 KiB).
         .max_header_list_size(MAX_HEADER_LIST);
     let caps = Caps::new(&limits, fd_limit);
     let (stop_tx, stop_rx) = watch::channel(false);
