@@ -10,7 +10,7 @@
 //!   http2_keepalive_interval_secs: 30 # HTTP/2 PING when the peer is quiet
 //!   http2_keepalive_timeout_secs: 20  # ... and how long its answer may take
 //!   max_connections: 10000            # open connections in total
-//!   max_connections_per_address: 512  # ... from one client address
+//!   max_connections_per_address: 1024 # ... from one client address
 //! ```
 
 use std::time::Duration;
@@ -50,7 +50,7 @@ impl Default for Limits {
             http2_keepalive_interval: Duration::from_secs(30),
             http2_keepalive_timeout: Duration::from_secs(20),
             max_connections: 10_000,
-            max_connections_per_address: 512,
+            max_connections_per_address: 1024,
         }
     }
 }
