@@ -244,12 +244,7 @@ impl Authorizer {
             let claims = auth
                 .verify_access(raw)
                 .map_err(|why| AuthError::Unauthorized {
-                    challenge: auth.challenge_for(
-                        &route,
-                        action,
-                        info,
-                        Some("invalid_token"),
-                    ),
+                    challenge: auth.challenge_for(&route, action, info, Some("invalid_token")),
                     why,
                 })?;
             (subject_of(&policy, &claims), Some(claims.access.clone()))
@@ -320,12 +315,7 @@ impl Authorizer {
         }
         if !scoped {
             return Err(AuthError::Unauthorized {
-                challenge: auth.challenge_for(
-                    &route,
-                    action,
-                    info,
-                    Some("insufficient_scope"),
-                ),
+                challenge: auth.challenge_for(&route, action, info, Some("insufficient_scope")),
                 why: Why::Scope,
             });
         }
