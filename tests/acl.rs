@@ -3,6 +3,8 @@
 //! tag-list leaks, hand-widened tokens, a token for one repository used on
 //! another, anonymous access, and live reload of the rules. Every refusal
 //! must look the same whether the repository exists or not.
+//!
+//! Long file: an attack suite, one test per attack, sharing the server and push helpers at the top.
 
 use std::net::SocketAddr;
 use std::path::Path;

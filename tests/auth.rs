@@ -15,6 +15,8 @@
 //! Layout: fixture (server, requests, responses) -> challenges -> tokens ->
 //! Basic and wrong passwords -> the pause -> user changes -> LDAP down ->
 //! htpasswd files and CLI -> first start.
+//!
+//! Long file: one test per authentication behaviour, sharing the in-process server and request helpers.
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! The command line as a user meets it: `config check`, `gen-cert`, and the
 //! startup failures of `serve`. Every failure exits non-zero with
 //! `regproxy: error: ...` and a `hint: ...`, never a panic.
+//!
+//! Long file: one test per command-line behaviour, sharing the run-and-check helpers at the top.
 
 mod common;
 

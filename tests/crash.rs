@@ -14,6 +14,8 @@
 //! middle of a PATCH body) so that resumable uploads exist in every cycle.
 //! The kill/restart cycle runs [`CYCLES`] times on one directory; every cycle
 //! re-checks everything acknowledged in the earlier ones.
+//!
+//! Long file: one scenario (kill -9 cycles during concurrent pushes) whose roles and checks belong together.
 
 mod common;
 

@@ -14,6 +14,8 @@
 //!
 //! `registry.local` resolves to `::1` (not 127.0.0.1, which dockerd treats
 //! as insecure and does not verify; see tests/e2e_tls.rs).
+//!
+//! Long file: one Docker session story per test, sharing the engine, users and rules fixture.
 
 mod common;
 

@@ -9,6 +9,8 @@
 //!
 //! `registry.local` resolves to `::1` on this machine (not 127.0.0.1, which
 //! dockerd treats as insecure and does not verify; see tests/e2e_tls.rs).
+//!
+//! Long file: each test drives a real Docker engine and directory through one whole login story, sharing the engine and directory setup.
 
 mod common;
 

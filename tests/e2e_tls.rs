@@ -14,6 +14,8 @@
 //! (checked with dockerd 20.10). `::1` is loopback too, but outside that
 //! range, so verification is on. All tests in this file map the name to the
 //! same address, so their /etc/hosts lines never disagree.
+//!
+//! Long file: each test is one client's whole trust story (Docker, a remote host, podman, skopeo) over the same certificate fixtures.
 
 mod common;
 

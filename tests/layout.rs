@@ -1,4 +1,5 @@
-//! The shape of the source tree, checked: which layer may import which.
+//! The shape of the source tree, checked: which layer may import which, and
+//! how long a file may grow before it must say why.
 //!
 //! Layers, in the order a request flows through them: `cli` -> `config` ->
 //! `tls` -> `proxy` -> `auth` -> `registry`, with the protocol's vocabulary
@@ -23,6 +24,10 @@ const FORBIDDEN: &[(&str, &[&str])] = &[
     ("proxy", &["cli"]),
     ("config", &["proxy", "registry", "cli"]),
 ];
+
+/// Files longer than this say why in their module comment, in a line
+/// starting with `//! Long file:`.
+const MAX_LINES: usize = 450;
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -145,4 +150,31 @@ fn the_import_check_sees_grouped_and_qualified_paths() {
     );
     let tops: Vec<String> = crate_paths(&code).into_iter().map(|(t, _)| t).collect();
     assert_eq!(tops, ["auth", "oci", "registry"]);
+}
+
+#[test]
+fn long_files_say_why_at_their_top() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "bench"] {
+        if root.join(dir).is_dir() {
+            rust_files(&root.join(dir), &mut files);
+        }
+    }
+    let mut problems = Vec::new();
+    for file in &files {
+        let text = fs::read_to_string(file).expect("read source");
+        let lines = text.lines().count();
+        let says_why = text
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .any(|l| l.starts_with("//! Long file:"));
+        if lines > MAX_LINES && !says_why {
+            problems.push(format!(
+                "{}: {lines} lines, over {MAX_LINES}, and no `//! Long file:` reason at its top",
+                file.display()
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

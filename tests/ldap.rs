@@ -1,6 +1,8 @@
 //! LDAP login against a real OpenLDAP `slapd` (see `common::slapd`): both
 //! modes, every kind of group, escaping, TLS with a private CA, a directory
 //! that is down, slow or silent, and the service-connection pool.
+//!
+//! Long file: one test per LDAP mode, group kind and failure, sharing the fixture setup at the top.
 
 mod common;
 

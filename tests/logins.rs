@@ -12,6 +12,8 @@
 //! - 401 bodies say what to do and never echo parser internals.
 //!
 //! Each scenario runs with `challenge: token` and `challenge: basic`.
+//!
+//! Long file: one test per case of issue 10, each in token and Basic modes, sharing one directory and users fixture.
 
 mod common;
 

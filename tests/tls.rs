@@ -2,6 +2,8 @@
 //! a rustls client that trusts only that CA, ALPN, TLS 1.2 and 1.3, the
 //! plain-HTTP hint, `/ca.crt`, reload on change without dropping
 //! connections, and clear startup errors.
+//!
+//! Long file: one test per TLS behaviour, sharing the in-process server and client helpers at the top.
 
 mod common;
 

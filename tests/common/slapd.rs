@@ -24,6 +24,8 @@
 //! groups added later with [`Slapd::add_ldif`] show up in `memberOf`.
 //! Anonymous users can read nothing but `cn=Monitor` (the connection
 //! counters). Dropping a `Slapd` stops the daemon by pid.
+//!
+//! Long file: the directory fixture is one unit (config and data LDIF, start and stop, misbehaving servers) shared by every LDAP test.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
