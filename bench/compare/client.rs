@@ -32,8 +32,9 @@ pub struct Target {
     pub auth: Option<String>,
 }
 
-/// A TLS client config trusting only `ca.crt`, offering h2 then http/1.1.
-pub fn tls_config(ca_pem: &[u8]) -> Res<Arc<rustls::ClientConfig>> {
+/// A TLS client config trusting only `ca.crt`, offering h2 then http/1.1
+/// (or only http/1.1 with `h2 == false`).
+pub fn tls_config(ca_pem: &[u8], h2: bool) -> Res<Arc<rustls::ClientConfig>> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
         roots.add(cert.ctx("parse ca.crt")?).ctx("add the CA")?;
@@ -44,7 +45,10 @@ pub fn tls_config(ca_pem: &[u8]) -> Res<Arc<rustls::ClientConfig>> {
         .ctx("TLS versions")?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    if h2 {
+        cfg.alpn_protocols.insert(0, b"h2".to_vec());
+    }
     // Every connection makes a full handshake, as a new client would; a
     // session cached from one server must not be offered to the next one
     // on the same address.

@@ -175,6 +175,7 @@ fn nginx_speed(
         addr: nginx.addr,
         tls: Some(tls_config(
             &std::fs::read(setup.certs.join("ca.crt")).ctx("read ca.crt")?,
+            true,
         )?),
         auth: None,
     };

@@ -43,6 +43,7 @@ pub fn run_all(
 ) -> Res<()> {
     let tls = Some(tls_config(
         &std::fs::read(setup.certs.join("ca.crt")).ctx("read ca.crt")?,
+        true,
     )?);
     let pool = Pool::new(if p.quick { 8 << 20 } else { 64 << 20 });
     eprintln!("compare: hashing the blobs (before any timed phase)");
@@ -51,39 +52,55 @@ pub fn run_all(
     let big = pool.blobs(&[7, 1_000_003], p.big_size);
     let (mono, chunked) = (&big[0], &big[1]);
 
-    let mut rss = Figure::new(
-        "rss",
-        &format!(
-            "1 peak RSS, {} x {} MiB monolithic uploads at once",
-            p.concurrent,
-            p.concurrent_size >> 20
-        ),
-        "MiB",
-        Better::Lower,
+    // Figure 1 over HTTP/1.1 (as `docker push`: one connection per
+    // layer) and over HTTP/2 (as Go clients with the default transport).
+    let tls_h1 = Some(tls_config(
+        &std::fs::read(setup.certs.join("ca.crt")).ctx("read ca.crt")?,
+        false,
+    )?);
+    let what = format!(
+        "{} x {} MiB monolithic uploads at once",
+        p.concurrent,
+        p.concurrent_size >> 20
     );
-    let mut many_mbps = Figure::new(
-        "concurrent_mbps",
-        "1 upload throughput of that phase",
-        "MB/s",
-        Better::Higher,
-    );
-    for round in 0..p.rounds {
-        for kind in Kind::BOTH {
-            step(kind, round, "figure 1: concurrent uploads");
-            let mut server = Server::start(kind, Mode::Secure, setup)?;
-            let t = target(&server, setup, &tls);
-            let prof = Profile::start(p, kind, round, server.pid(), "1-concurrent")?;
-            let c = transfers::concurrent(rt, &mut server, &t, &many)?;
-            prof.finish()?;
-            rss.push(kind, c.peak_rss_mib, c.cpu);
-            many_mbps.push(kind, c.mbps, c.cpu);
-            eprintln!(
-                "compare:   peak RSS {:.1} MiB (sampled {:.1}), {:.0} MB/s",
-                c.peak_rss_mib, c.sampled_rss_mib, c.mbps
-            );
+    let mut rows = Vec::new();
+    for (proto, key, cfg) in [("HTTP/1.1", "h1", &tls_h1), ("HTTP/2", "h2", &tls)] {
+        let mut rss = Figure::new(
+            &format!("rss_{key}"),
+            &format!("1 peak RSS, {what}, {proto}"),
+            "MiB",
+            Better::Lower,
+        );
+        let mut mbps = Figure::new(
+            &format!("concurrent_mbps_{key}"),
+            &format!("1 upload throughput of that phase, {proto}"),
+            "MB/s",
+            Better::Higher,
+        );
+        for round in 0..p.rounds {
+            for kind in Kind::BOTH {
+                step(
+                    kind,
+                    round,
+                    &format!("figure 1: concurrent uploads, {proto}"),
+                );
+                let mut server = Server::start(kind, Mode::Secure, setup)?;
+                let t = target(&server, setup, cfg);
+                let name = format!("1-concurrent-{key}");
+                let prof = Profile::start(p, kind, round, server.pid(), &name)?;
+                let c = transfers::concurrent(rt, &mut server, &t, &many)?;
+                prof.finish()?;
+                rss.push(kind, c.peak_rss_mib, c.cpu);
+                mbps.push(kind, c.mbps, c.cpu);
+                eprintln!(
+                    "compare:   peak RSS {:.1} MiB (sampled {:.1}), {:.0} MB/s",
+                    c.peak_rss_mib, c.sampled_rss_mib, c.mbps
+                );
+            }
         }
+        rows.extend([rss, mbps]);
     }
-    report.figures.extend([rss, many_mbps]);
+    report.figures.extend(rows);
 
     let size = p.big_size >> 20;
     let mut mono_f = Figure::new(
@@ -275,8 +292,8 @@ pub fn run_all(
             prof.finish()?;
             let alive = server.alive();
             let line = format!(
-                "{} round {}: {} of {} probes sent, {} timed out, {} failed; uploads sending {}/{}, completed {}, failed {}{}{}",
-                kind.name(), round + 1, tr.probes, p.probes, tr.timeouts, tr.probe_errors,
+                "{} round {}: {} probes, {} timed out, {} failed; uploads sending {}/{}, completed {}, failed {}{}{}",
+                kind.name(), round + 1, tr.probes, tr.timeouts, tr.probe_errors,
                 tr.started, p.trickles, tr.completed, tr.failed,
                 if tr.first_error.is_empty() { String::new() } else { format!("; first error: {}", tr.first_error) },
                 if alive { "" } else { "; THE SERVER EXITED" },

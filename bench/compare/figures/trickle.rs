@@ -1,8 +1,8 @@
 //! Figure 8: while N uploads trickle (N open PATCH requests, each on its own
 //! HTTP/1.1 connection, each sending 1 KiB per second for a bounded
-//! time), a manifest GET's latency, probed one request at a time. A probe
-//! that gets no answer within its timeout counts as a timeout with the
-//! timeout as its latency. Plain HTTP, no logins.
+//! time), a manifest GET's latency, probed at a fixed pace, each probe on
+//! a new connection. A probe that gets no answer within its timeout counts
+//! as a timeout with the timeout as its latency. Plain HTTP, no logins.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -120,45 +120,46 @@ pub async fn run(t: &Target, n: usize, secs: u64, probes: usize) -> Res<Trickle>
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // Probes spread over what is left of the trickle, one at a time.
+    // Probes at a fixed pace over what is left of the trickle, each on its
+    // own connection, whether or not the earlier ones were answered (a
+    // stalled server cannot slow the probing down and hide its stalls).
     let left = ramp_deadline.max(Instant::now()) + Duration::from_secs(secs * 2 / 3);
     let window = left.saturating_duration_since(Instant::now());
-    let spacing = window / (probes as u32 + 1);
+    let spacing = window / (probes as u32).max(1);
     let timeout = Duration::from_secs(if secs >= 10 { 5 } else { 1 });
-    let path = "/v2/bench/small/manifests/v1";
-    let headers = [("accept", OCI_MANIFEST.to_string())];
-    let mut lat = Vec::with_capacity(probes);
     let mut out = Trickle {
         probes,
         ..Trickle::default()
     };
-    let mut conn: Option<Conn> = None;
-    // A server that stops answering must not stretch the phase: no probe
-    // starts after the trickle's end.
-    let probe_end = left + Duration::from_secs(2);
-    out.probes = 0;
+    let mut sent = Vec::with_capacity(probes);
     for _ in 0..probes {
+        let t = t.clone();
+        sent.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let path = "/v2/bench/small/manifests/v1";
+            let answer = tokio::time::timeout(timeout, async {
+                let mut c = Conn::open(&t).await?;
+                let headers = [("accept", OCI_MANIFEST.to_string())];
+                let (st, _, body) = c.call(&t, Method::GET, path, &headers, empty()).await?;
+                expect(&format!("GET {path}"), st, 200, &body)
+            })
+            .await;
+            (t0.elapsed(), answer)
+        }));
         tokio::time::sleep(spacing).await;
-        if Instant::now() >= probe_end {
-            break;
-        }
-        out.probes += 1;
-        let t0 = Instant::now();
-        let answer = tokio::time::timeout(timeout, async {
-            let c = match conn.as_mut() {
-                Some(c) => c,
-                None => conn.insert(Conn::open(t).await?),
-            };
-            let (st, _, body) = c.call(t, Method::GET, path, &headers, empty()).await?;
-            expect(&format!("GET {path}"), st, 200, &body)
-        })
-        .await;
+    }
+    let mut lat = Vec::with_capacity(probes);
+    for probe in sent {
+        // Each probe ends within its timeout.
+        let Ok((took, answer)) = probe.await else {
+            out.probe_errors += 1;
+            continue;
+        };
         match answer {
-            Ok(Ok(())) => lat.push(t0.elapsed().as_secs_f64() * 1e3),
+            Ok(Ok(())) => lat.push(took.as_secs_f64() * 1e3),
             Ok(Err(e)) => {
                 out.probe_errors += 1;
-                lat.push(t0.elapsed().as_secs_f64() * 1e3);
-                conn = None;
+                lat.push(took.as_secs_f64() * 1e3);
                 if out.first_error.is_empty() {
                     out.first_error = format!("probe: {e}");
                 }
@@ -166,7 +167,6 @@ pub async fn run(t: &Target, n: usize, secs: u64, probes: usize) -> Res<Trickle>
             Err(_) => {
                 out.timeouts += 1;
                 lat.push(timeout.as_secs_f64() * 1e3);
-                conn = None; // a fresh connection for the next probe
             }
         }
     }
