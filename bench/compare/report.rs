@@ -153,6 +153,41 @@ impl Report {
         self.figures.push(fig);
     }
 
+    /// The rows relative to a machine limit, computed once the limits are
+    /// final (see `main`): the monolithic upload against the disk, the
+    /// download against nginx.
+    pub fn add_limit_rows(&mut self) {
+        let rows: [(&str, &str, &str, f64); 2] = [
+            (
+                "mono_vs_disk",
+                "2 monolithic upload / disk write+fsync limit",
+                "mono_mbps",
+                self.limits.disk_fsync_mbps,
+            ),
+            (
+                "download_vs_nginx",
+                "4 download / nginx static TLS download",
+                "download_mbps",
+                self.limits.nginx_tls_mbps,
+            ),
+        ];
+        for (key, label, of, limit) in rows {
+            let mut fig = Figure::new(key, label, "x", Better::Higher);
+            for kind in Kind::BOTH {
+                if let Some(v) = self.best(of, kind).filter(|_| limit > 0.0) {
+                    fig.push(kind, v / limit, CpuUse::default());
+                }
+            }
+            // Placed right after the figure it divides.
+            let at = self
+                .figures
+                .iter()
+                .position(|f| f.key == of)
+                .map_or(self.figures.len(), |i| i + 1);
+            self.figures.insert(at, fig);
+        }
+    }
+
     pub fn best(&self, key: &str, kind: Kind) -> Option<f64> {
         self.figures.iter().find(|f| f.key == key)?.best(kind)
     }
@@ -186,7 +221,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "limits: sha256 {:.0} MB/s (sha2 crate, one core), aes-128-gcm {:.0} MB/s (openssl, one core), \
+            "limits (best of the run's start and end): sha256 {:.0} MB/s (sha2 crate, one core), aes-128-gcm {:.0} MB/s (openssl, one core), \
              disk write+fsync {:.0} MB/s, nginx static TLS download {:.0} MB/s ({})",
             l.sha256_mbps, l.aes_gcm_mbps, l.disk_fsync_mbps, l.nginx_tls_mbps, l.nginx_protocol
         );

@@ -143,17 +143,7 @@ pub fn run_all(
         "3 chunked as a fraction of monolithic",
         |r, k| Some(r.best("chunked_mbps", k)? / r.best("mono_mbps", k)?),
     );
-    report.derived(
-        "mono_vs_disk",
-        "2 monolithic upload / disk write+fsync limit",
-        |r, k| Some(r.best("mono_mbps", k)? / r.limits.disk_fsync_mbps),
-    );
     report.figures.push(down_f);
-    report.derived(
-        "download_vs_nginx",
-        "4 download / nginx static TLS download",
-        |r, k| Some(r.best("download_mbps", k)? / r.limits.nginx_tls_mbps),
-    );
 
     let mut bearer_f = Figure::new(
         "v2_bearer_rps",
