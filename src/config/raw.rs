@@ -21,6 +21,8 @@ pub(super) struct RawConfig {
     pub(super) auth: Option<RawAuth>,
     pub(super) groups: Option<BTreeMap<String, Vec<String>>>,
     pub(super) access: Option<RawAccess>,
+    pub(super) gc: Option<super::space::RawGc>,
+    pub(super) uploads: Option<super::space::RawUploads>,
 }
 
 #[derive(Debug, Default, Deserialize)]

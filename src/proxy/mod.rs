@@ -15,6 +15,8 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authorizer;
 use crate::config::Config;
+use crate::registry::gc::schedule::Schedule;
+use crate::registry::gc::GcOptions;
 use crate::registry::storage::fs::FsStorage;
 use crate::registry::Registry;
 use crate::tls::{TlsError, TlsServer};
@@ -54,6 +56,8 @@ pub struct Server {
     initial_admin: Option<crate::auth::secret::Secret>,
     /// The config file, re-read for `groups:` and `access:` on change or SIGHUP.
     config_source: Option<std::path::PathBuf>,
+    /// Garbage collection and the purge of abandoned uploads.
+    housekeeping: Schedule,
 }
 
 impl Server {
@@ -78,11 +82,22 @@ impl Server {
             scheme: if tls.is_some() { "https" } else { "http" },
             ca_pem: tls.as_ref().and_then(|t| t.ca_pem.clone()),
         });
+        let space = &config.space;
         Ok(Server {
             front,
             tls,
             initial_admin,
             config_source: config.source.clone(),
+            housekeeping: Schedule {
+                gc_every: space.gc_interval,
+                gc: GcOptions {
+                    dry_run: false,
+                    untagged: space.gc_untagged,
+                    grace: space.gc_grace,
+                },
+                purge_every: space.purge_every(),
+                max_idle: space.upload_max_idle,
+            },
         })
     }
 
@@ -104,6 +119,12 @@ impl Server {
     /// The TLS front, if this server speaks HTTPS.
     pub fn tls(&self) -> Option<&TlsServer> {
         self.tls.as_deref()
+    }
+
+    /// The embedded registry: [`Registry::gc`], [`Registry::last_gc_report`],
+    /// [`Registry::usage`] for an admin endpoint.
+    pub fn registry(&self) -> &Registry {
+        &self.front.registry
     }
 
     /// `https` or `http`.
@@ -131,7 +152,10 @@ impl Server {
             ))),
             _ => None,
         };
+        let housekeeping =
+            tokio::spawn(self.front.registry.clone().housekeeping(self.housekeeping));
         listener::serve(listener, self.front, self.tls, shutdown).await;
+        housekeeping.abort();
         users.abort();
         if let Some(r) = rules {
             r.abort();
