@@ -36,6 +36,30 @@ impl Registry {
         }
     }
 
+    /// Runs one collection and logs what it freed (at `info` when it freed
+    /// something, else at `debug`).
+    pub async fn gc_logged(&self, options: super::GcOptions) {
+        match self.gc(options).await {
+            Ok(r) if r.total.blobs > 0 || r.manifests_removed() > 0 => tracing::info!(
+                blobs = r.total.blobs,
+                bytes = r.total.bytes,
+                manifests = r.manifests_removed(),
+                kept_young = r.kept_young,
+                kept_recent = r.kept_recent,
+                duration_ms = r.duration_ms,
+                "gc: freed {} blob(s), {}",
+                r.total.blobs,
+                super::report::human_bytes(r.total.bytes)
+            ),
+            Ok(r) => tracing::debug!(
+                kept_young = r.kept_young,
+                kept_recent = r.kept_recent,
+                "gc: nothing to free"
+            ),
+            Err(e) => tracing::warn!(error = %e, "gc failed; will retry at the next interval"),
+        }
+    }
+
     /// Runs the housekeeping until the task is dropped.
     pub async fn housekeeping(self, s: Schedule) {
         self.purge_uploads_logged(s.max_idle).await;
@@ -49,19 +73,7 @@ impl Registry {
         loop {
             tokio::select! {
                 _ = purge.tick() => self.purge_uploads_logged(s.max_idle).await,
-                _ = gc.tick(), if s.gc_every.is_some() => match self.gc(s.gc).await {
-                    Ok(r) => tracing::info!(
-                        blobs = r.total.blobs,
-                        bytes = r.total.bytes,
-                        manifests = r.manifests_removed(),
-                        kept_young = r.kept_young,
-                        kept_recent = r.kept_recent,
-                        "gc: freed {} blob(s), {}",
-                        r.total.blobs,
-                        super::report::human_bytes(r.total.bytes)
-                    ),
-                    Err(e) => tracing::warn!(error = %e, "gc failed; will retry at the next interval"),
-                },
+                _ = gc.tick(), if s.gc_every.is_some() => self.gc_logged(s.gc).await,
             }
         }
     }
