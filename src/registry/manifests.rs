@@ -323,7 +323,7 @@ pub async fn put(
     // Recorded before the checks, so a garbage collection running now
     // either keeps what this manifest needs or has deleted it before we
     // look (then the push is refused as MANIFEST_BLOB_UNKNOWN, not broken).
-    let refs = super::gc::mark::Refs::of(&doc);
+    let refs = super::gc::mark::Refs::parse(&bytes);
     reg.recent
         .touch(
             std::iter::once(&digest)

@@ -14,7 +14,9 @@ use std::time::SystemTime;
 
 use crate::oci::digest::Digest;
 use crate::oci::names::RepoName;
-use crate::registry::manifests::{ManifestDoc, MAX_MANIFEST_SIZE};
+use serde_json::Value;
+
+use crate::registry::manifests::MAX_MANIFEST_SIZE;
 use crate::registry::storage::{Result, Storage};
 
 /// What one manifest points at.
@@ -28,22 +30,27 @@ pub struct Refs {
 }
 
 impl Refs {
-    pub fn of(doc: &ManifestDoc) -> Refs {
-        let parse = |s: &str| s.parse::<Digest>().ok();
+    /// What a manifest's JSON references: `config`, `layers`, `manifests`,
+    /// `subject`, and the `fsLayers` of Docker schema 1 manifests (still
+    /// found in old `registry:2` volumes). Anything else references nothing.
+    pub fn parse(bytes: &[u8]) -> Refs {
+        let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
+            return Refs::default();
+        };
+        let digest = |v: &Value, key: &str| v.get(key)?.as_str()?.parse::<Digest>().ok();
+        let list = |key: &str| doc.get(key).and_then(Value::as_array).into_iter().flatten();
         Refs {
             blobs: doc
-                .config
-                .iter()
-                .chain(doc.layers.iter().flatten())
-                .filter_map(|d| parse(&d.digest))
+                .get("config")
+                .into_iter()
+                .chain(list("layers"))
+                .filter_map(|d| digest(d, "digest"))
+                .chain(list("fsLayers").filter_map(|d| digest(d, "blobSum")))
                 .collect(),
-            children: doc
-                .manifests
-                .iter()
-                .flatten()
-                .filter_map(|d| parse(&d.digest))
+            children: list("manifests")
+                .filter_map(|d| digest(d, "digest"))
                 .collect(),
-            subject: doc.subject.as_ref().and_then(|s| parse(&s.digest)),
+            subject: doc.get("subject").and_then(|s| digest(s, "digest")),
         }
     }
 }
@@ -74,20 +81,23 @@ async fn refs_of(
     if let Some(r) = docs.get(d) {
         return Ok(Some(r.clone()));
     }
-    let Some(bytes) = storage
-        .read_small_blob(d, MAX_MANIFEST_SIZE)
-        .await
-        .or_else(|e| {
-            // A blob too large to be a manifest is not one.
-            tracing::warn!(digest = %d, error = %e, "gc: cannot read manifest");
-            Ok::<_, crate::registry::storage::StorageError>(None)
-        })?
-    else {
+    // A blob larger than any manifest is not one: it references nothing.
+    // A failure to read stops the collection: without the manifest we
+    // cannot know what it keeps.
+    let bytes = match storage.blob_size(d).await? {
+        Some(size) if size <= MAX_MANIFEST_SIZE => {
+            storage.read_small_blob(d, MAX_MANIFEST_SIZE).await?
+        }
+        Some(_) => {
+            tracing::warn!(digest = %d, "gc: a linked manifest is larger than any manifest; it keeps nothing");
+            None
+        }
+        None => None,
+    };
+    let Some(bytes) = bytes else {
         return Ok(None);
     };
-    let refs = ManifestDoc::parse(&bytes)
-        .map(|doc| Refs::of(&doc))
-        .unwrap_or_default();
+    let refs = Refs::parse(&bytes);
     docs.insert(d.clone(), refs.clone());
     Ok(Some(refs))
 }
@@ -180,4 +190,25 @@ pub async fn mark_repo(
         layers,
         docs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_of_every_manifest_kind() {
+        let d = |b: &[u8]| Digest::sha256_of(b);
+        let (c, l, m, s) = (d(b"c"), d(b"l"), d(b"m"), d(b"s"));
+        let image = format!(
+            r#"{{"schemaVersion":2,"config":{{"digest":"{c}","size":1}},"layers":[{{"digest":"{l}","size":1}}],"subject":{{"digest":"{s}","size":1}}}}"#
+        );
+        let r = Refs::parse(image.as_bytes());
+        assert_eq!((r.blobs, r.subject), (vec![c.clone(), l.clone()], Some(s)));
+        let index = format!(r#"{{"schemaVersion":2,"manifests":[{{"digest":"{m}","size":1}}]}}"#);
+        assert_eq!(Refs::parse(index.as_bytes()).children, vec![m]);
+        let schema1 = format!(r#"{{"schemaVersion":1,"fsLayers":[{{"blobSum":"{l}"}}]}}"#);
+        assert_eq!(Refs::parse(schema1.as_bytes()).blobs, vec![l]);
+        assert!(Refs::parse(b"not json").blobs.is_empty());
+    }
 }

@@ -105,7 +105,8 @@ impl fmt::Display for GcReport {
                 human_bytes(r.bytes)
             )?;
             if r.manifests > 0 {
-                write!(f, "; {} untagged manifest(s) removed", r.manifests)?;
+                let what = if self.dry_run { "to remove" } else { "removed" };
+                write!(f, "; {} untagged manifest(s) {what}", r.manifests)?;
             }
             writeln!(f)?;
         }

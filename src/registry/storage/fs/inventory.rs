@@ -52,12 +52,8 @@ impl Layout {
         if not_found_as_none(fs::metadata(&data))?.is_none() {
             return Ok(false);
         }
+        // The `<2 hex>` directory stays: a commit may be creating a blob in it.
         fs::remove_dir_all(dir)?;
-        if let Some(parent) = dir.parent() {
-            // The `<2 hex>` directory goes when it is empty; a concurrent
-            // commit into it simply recreates it.
-            let _ = fs::remove_dir(parent);
-        }
         Ok(true)
     }
 
