@@ -1,8 +1,8 @@
 //! Garbage collection inside `serve` while real clients push, and the purge
 //! of abandoned uploads after a `kill -9`.
 //!
-//! The collector runs every second with a short grace period while skopeo
-//! and raw-HTTP clients push new images, re-push deleted ones (whose blobs
+//! The collector runs every second with a short grace period while Docker,
+//! skopeo and raw-HTTP clients push new images, re-push deleted ones (whose blobs
 //! the collector is deleting at the same time) and delete again; afterwards
 //! every image pushed last is pulled back and checked against its digests,
 //! and the deleted content is gone from disk.
@@ -57,6 +57,19 @@ fn gc_during_concurrent_pushes_loses_nothing() {
     );
     let server = serve_config(&cfg, &root);
     let url = server.url();
+    // Two Docker images sharing their busybox layer, built beforehand.
+    let engine = Dockerd::start();
+    let docker_images: Vec<(String, String)> = (0..2)
+        .map(|n| {
+            let ctx = make_build_context(&engine.dir().join(format!("ctx{n}")), 2, 256 * KIB);
+            let local = format!("local/app{n}:v1");
+            let id = engine.build(&ctx.dir, &local);
+            let remote = format!("{}/docker/app{n}:v1", server.host());
+            engine.docker_ok(["tag", &local, &remote]);
+            engine.docker_ok(["rmi", &local]);
+            (remote, id)
+        })
+        .collect();
 
     // Content to be collected: pushed, then deleted.
     let victims: Vec<RawImage> = (0..6).map(|_| RawImage::random(2, 256 * KIB)).collect();
@@ -126,6 +139,11 @@ fn gc_during_concurrent_pushes_loses_nothing() {
         })
         .collect();
 
+    // Docker pushes from this thread meanwhile.
+    for (remote, _) in &docker_images {
+        engine.docker_ok(["push", remote]);
+    }
+
     let mut images = Vec::new();
     for h in skopeo_pushers {
         images.extend(
@@ -178,6 +196,15 @@ fn gc_during_concurrent_pushes_loses_nothing() {
     for (i, v) in revived.iter().enumerate() {
         pull_and_verify(&url, &format!("victim/{i}"), "v1", v);
     }
+    for (remote, id) in &docker_images {
+        engine.docker_ok(["rmi", remote]);
+        engine.docker_ok(["pull", remote]);
+        assert_eq!(
+            &engine.inspect(remote, "{{.Id}}"),
+            id,
+            "docker pulled {remote} back"
+        );
+    }
     let skopeo = Skopeo::new();
     let back = work.path().join("back");
     for (repo, tag, img) in &images {
@@ -194,7 +221,10 @@ fn gc_during_concurrent_pushes_loses_nothing() {
             }
         }
     }
-    eprintln!("{} images pulled back intact", images.len() + revived.len());
+    eprintln!(
+        "{} images pulled back intact",
+        images.len() + revived.len() + docker_images.len()
+    );
 }
 
 /// Starts a chunked upload and sends `data` as its first chunk; returns its URL.
