@@ -334,3 +334,38 @@ fn du_shows_storage_per_repository() {
     );
     assert_eq!(json["unreferenced_bytes"], loose.len() as u64);
 }
+
+#[test]
+fn gc_stops_rather_than_guess_what_an_unreadable_tag_keeps() {
+    let root = temp_dir("gc-corrupt-");
+    let server = Regproxy::start(root.path(), &[]);
+    let url = server.url();
+    let img = RawImage::random(1, 64 * KIB);
+    push_image(&url, "team/a", Some("v1"), &img);
+    drop(server);
+    // A tag directory whose name is no valid tag (copied in by hand, say).
+    let tags = v2(root.path()).join("repositories/team/a/_manifests/tags");
+    std::fs::rename(tags.join("v1"), tags.join("bad tag!")).expect("rename the tag");
+    let before = files(root.path());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_regproxy"));
+    cmd.args([
+        "gc",
+        "--untagged",
+        "--grace",
+        "0s",
+        "--data",
+        path_str(root.path()),
+    ]);
+    let out = run(&mut cmd, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        err.contains("\"bad tag!\" in team/a is not a valid tag"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: the collection stopped before its sweep"),
+        "{err}"
+    );
+    assert_eq!(files(root.path()), before, "nothing was deleted");
+}

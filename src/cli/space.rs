@@ -8,6 +8,7 @@ use super::CliError;
 use crate::config::parse_duration;
 use crate::registry::gc::GcOptions;
 use crate::registry::storage::fs::FsStorage;
+use crate::registry::storage::StorageError;
 use crate::registry::Registry;
 
 #[derive(Debug, clap::Args)]
@@ -80,10 +81,20 @@ fn open(
     Ok((Registry::new(Arc::new(storage)), runtime, config))
 }
 
-fn storage_failed(e: impl std::fmt::Display) -> CliError {
+fn storage_failed(e: StorageError) -> CliError {
+    let hint = match e {
+        StorageError::Corrupt(_) => {
+            "the collection stopped before its sweep; fix or remove what the message names, then run it again"
+        }
+        _ => "check the data directory's permissions and free space, then run the command again",
+    };
+    CliError::new(format!("reading or changing storage failed: {e}"), hint)
+}
+
+fn json_failed(e: serde_json::Error) -> CliError {
     CliError::new(
-        format!("reading or changing storage failed: {e}"),
-        "check the data directory's permissions and free space, then run the command again",
+        format!("cannot write the report as JSON: {e}"),
+        "run without --json",
     )
 }
 
@@ -98,7 +109,7 @@ pub fn gc(args: GcArgs) -> Result<(), CliError> {
         .block_on(registry.gc(options))
         .map_err(storage_failed)?;
     if args.json {
-        let text = serde_json::to_string_pretty(&report).map_err(storage_failed)?;
+        let text = serde_json::to_string_pretty(&report).map_err(json_failed)?;
         println!("{text}");
     } else {
         print!("{report}");
@@ -110,7 +121,7 @@ pub fn du(args: DuArgs) -> Result<(), CliError> {
     let (registry, runtime, _) = open(args.config.as_deref(), args.data)?;
     let usage = runtime.block_on(registry.usage()).map_err(storage_failed)?;
     if args.json {
-        let text = serde_json::to_string_pretty(&usage).map_err(storage_failed)?;
+        let text = serde_json::to_string_pretty(&usage).map_err(json_failed)?;
         println!("{text}");
     } else {
         print!("{usage}");

@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::oci::digest::Digest;
-use crate::oci::names::RepoName;
 use serde_json::Value;
 
+use crate::oci::digest::Digest;
+use crate::oci::names::RepoName;
 use crate::registry::manifests::MAX_MANIFEST_SIZE;
-use crate::registry::storage::{Result, Storage};
+use crate::registry::storage::{Result, Storage, StorageError};
 
 /// What one manifest points at.
 #[derive(Debug, Default, Clone)]
@@ -139,7 +139,12 @@ pub async fn mark_repo(
     let mut roots: BTreeSet<Digest> = BTreeSet::new();
     if untagged {
         for tag in storage.list_tags(&repo).await?.unwrap_or_default() {
-            let Ok(t) = tag.parse() else { continue };
+            // A tag we cannot read might keep anything: stop.
+            let t = tag.parse().map_err(|e| {
+                StorageError::Corrupt(format!(
+                    "tag directory {tag:?} in {repo} is not a valid tag ({e})"
+                ))
+            })?;
             if let Some(d) = storage.resolve_tag(&repo, &t).await? {
                 roots.insert(d);
             }

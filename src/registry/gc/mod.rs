@@ -17,7 +17,7 @@ pub mod usage;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::storage::Result;
+use super::storage::{Result, StorageError};
 use super::Registry;
 use crate::oci::digest::Digest;
 use crate::oci::names::RepoName;
@@ -89,10 +89,13 @@ impl Registry {
         // ---- mark ----
         let mut marks = Vec::new();
         for name in storage.list_repositories().await? {
-            let Ok(repo) = name.parse::<RepoName>() else {
-                tracing::warn!(repository = %name, "gc: skipping a directory that is not a valid repository name");
-                continue;
-            };
+            // What a repository we cannot read keeps is unknown: stop.
+            let repo = name.parse::<RepoName>().map_err(|e| {
+                StorageError::Corrupt(format!(
+                    "repository directory {name:?} is not a valid repository name ({e}); \
+                     rename or remove it before collecting garbage"
+                ))
+            })?;
             marks.push(mark::mark_repo(&storage, repo, options.untagged, young).await?);
         }
         let mut needed: BTreeSet<Digest> = BTreeSet::new();
