@@ -293,6 +293,54 @@ async fn rules_decide_pull_push_delete_for_each_user() {
 }
 
 #[tokio::test]
+async fn deleting_tags_and_manifests_needs_the_delete_action() {
+    let f = Fixture::start().await;
+    let manifest = |repo: &str| format!("/v2/{repo}/manifests/v1");
+    // Push (and pull) rights are not enough; nor is being logged out.
+    for (user, repo) in [
+        (Some("alice"), "team-a/app"),
+        (Some("bob"), "team-b/app"),
+        (Some("mallory"), "shared/base"),
+        (None, "shared/base"),
+    ] {
+        let (s, body, _) = f.call(user, Method::DELETE, &manifest(repo)).await;
+        assert!(s == 403 || s == 401, "{user:?} deleted {repo}: {s} {body}");
+        let (s, _, _) = f.call(Some("root"), Method::GET, &manifest(repo)).await;
+        assert_eq!(
+            s, 200,
+            "{repo}:v1 is still there after {user:?}'s refused delete"
+        );
+    }
+    // A user granted `delete` (bob, `*` on his own namespace): by tag
+    // removes the tag only, by digest the manifest.
+    let d = f.push_image("bob", "bob/tools").await;
+    let (s, body, _) = f
+        .call(Some("bob"), Method::DELETE, &manifest("bob/tools"))
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let (s, _, _) = f
+        .call(Some("bob"), Method::GET, &manifest("bob/tools"))
+        .await;
+    assert_eq!(s, 404, "the tag is gone");
+    let by_digest = format!("/v2/bob/tools/manifests/{d}");
+    let (s, _, _) = f.call(Some("bob"), Method::GET, &by_digest).await;
+    assert_eq!(s, 200, "deleting the tag keeps the manifest");
+    let (s, body, _) = f.call(Some("bob"), Method::DELETE, &by_digest).await;
+    assert_eq!(s, 202, "{body}");
+    let (s, _, _) = f.call(Some("bob"), Method::GET, &by_digest).await;
+    assert_eq!(s, 404);
+    // An admin may delete anywhere.
+    let (s, body, _) = f
+        .call(Some("root"), Method::DELETE, &manifest("team-b/app"))
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let (s, _, _) = f
+        .call(Some("root"), Method::GET, &manifest("team-b/app"))
+        .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
 async fn refusals_do_not_reveal_whether_a_repository_exists() {
     let f = Fixture::start().await;
     for suffix in ["tags/list", &format!("referrers/{}", digest(b"x"))] {

@@ -84,5 +84,24 @@ fn check(config: &Path) -> Result<(), CliError> {
     } else if c.auth.is_some() {
         println!("  access: no rules (every logged-in user may do everything)");
     }
+    let s = &c.space;
+    let secs = |d: std::time::Duration| format!("{}s", d.as_secs());
+    match s.gc_interval {
+        Some(every) => println!(
+            "  gc: every {}, grace {}{}",
+            secs(every),
+            secs(s.gc_grace),
+            if s.gc_untagged {
+                ", untagged manifests too"
+            } else {
+                ""
+            }
+        ),
+        None => println!("  gc: off (run regproxy gc by hand)"),
+    }
+    println!(
+        "  uploads: idle ones purged after {}",
+        secs(s.upload_max_idle)
+    );
     Ok(())
 }

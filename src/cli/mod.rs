@@ -10,6 +10,7 @@ mod config;
 mod gen_cert;
 mod htpasswd;
 mod serve;
+mod space;
 mod trust;
 
 use std::process::ExitCode;
@@ -52,6 +53,15 @@ the command prints how, for Docker, podman/skopeo, containerd/k3s and the OS sto
         #[command(subcommand)]
         command: acl::AclCommand,
     },
+    /// Delete blobs no manifest needs (and with --untagged, manifests no tag
+    /// reaches); reports what it frees per repository.
+    #[command(
+        after_help = "Safe while `serve` runs on the same data: blobs younger than the grace period \
+(gc.grace, 1h) are never deleted. Inside `serve`, gc.interval runs it on a schedule."
+    )]
+    Gc(space::GcArgs),
+    /// Show the storage each repository uses.
+    Du(space::DuArgs),
     /// Work with the configuration file.
     Config {
         #[command(subcommand)]
@@ -130,5 +140,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Htpasswd { command } => htpasswd::run(command),
         Command::Acl { command } => acl::run(command),
         Command::Config { command } => config::run(command),
+        Command::Gc(args) => space::gc(args),
+        Command::Du(args) => space::du(args),
     }
 }

@@ -6,6 +6,7 @@ mod auth;
 mod limits;
 mod problems;
 mod raw;
+mod space;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +23,7 @@ use auth::{default_auth, parse_auth};
 pub use limits::Limits;
 use problems::{find_key_line, parse_collecting};
 pub use problems::{ConfigError, Problem};
+pub use space::{parse_duration, SpaceSettings};
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:5000";
@@ -51,6 +53,8 @@ pub struct Config {
     pub policy: Policy,
     /// Things worth fixing that do not stop the server (shadowed rules).
     pub warnings: Vec<Problem>,
+    /// Garbage collection and the purge of abandoned uploads.
+    pub space: SpaceSettings,
     /// The file this came from, if any.
     pub source: Option<PathBuf>,
     /// Timeouts and connection caps (`limits:`).
@@ -72,6 +76,7 @@ impl Default for Config {
             auth: Some(default_auth(Path::new("."))),
             policy: Policy::no_rules(&BTreeMap::new()),
             warnings: Vec::new(),
+            space: SpaceSettings::default(),
             source: None,
             limits: Limits::default(),
         }
@@ -128,6 +133,7 @@ impl Config {
                 })),
             }
         }
+        config.space = space::parse_space(raw.gc, raw.uploads, text, &mut problems);
         if let Some(tls) = raw.tls {
             let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
             let line = || find_key_line(text, "tls");

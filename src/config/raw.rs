@@ -22,6 +22,8 @@ pub(super) struct RawConfig {
     pub(super) groups: Option<BTreeMap<String, Vec<String>>>,
     pub(super) access: Option<RawAccess>,
     pub(super) limits: Option<super::limits::RawLimits>,
+    pub(super) gc: Option<super::space::RawGc>,
+    pub(super) uploads: Option<super::space::RawUploads>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::auth::{Backend, Challenge};
+use std::time::Duration;
 
 #[test]
 fn empty_file_gives_defaults() {
@@ -163,4 +164,40 @@ fn error_display_lists_file_and_lines() {
         e.to_string(),
         "proxy.yaml has 1 problem(s):\n  proxy.yaml:3: unknown field `x`"
     );
+}
+
+#[test]
+fn gc_and_upload_settings() {
+    let c = Config::parse("", Path::new(".")).unwrap();
+    assert_eq!(c.space, SpaceSettings::default());
+    assert_eq!(c.space.gc_interval, Some(Duration::from_secs(86400)));
+    assert_eq!(c.space.gc_grace, Duration::from_secs(3600));
+    assert_eq!(c.space.upload_max_idle, Duration::from_secs(86400));
+    let c = Config::parse(
+        "gc:\n  interval: 6h\n  grace: 30m\n  untagged: true\nuploads:\n  max_idle: 7d\n",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(c.space.gc_interval, Some(Duration::from_secs(6 * 3600)));
+    assert_eq!(c.space.gc_grace, Duration::from_secs(1800));
+    assert!(c.space.gc_untagged);
+    assert_eq!(c.space.upload_max_idle, Duration::from_secs(7 * 86400));
+    assert_eq!(c.space.purge_every(), Duration::from_secs(3600));
+    let off = Config::parse("gc:\n  interval: off\n", Path::new(".")).unwrap();
+    assert_eq!(off.space.gc_interval, None);
+
+    let problems = Config::parse(
+        "gc:\n  interval: daily\n  grace: 1 hour\n  sweep: true\nuploads:\n  max_idle: 1w\n",
+        Path::new("."),
+    )
+    .unwrap_err();
+    let lines: Vec<_> = problems.iter().map(|p| p.line).collect();
+    assert_eq!(
+        lines,
+        vec![Some(2), Some(3), Some(4), Some(6)],
+        "{problems:#?}"
+    );
+    assert!(problems[0]
+        .message
+        .contains("interval: \"daily\" is not a duration; write it like 30s"));
 }

@@ -18,6 +18,8 @@ use tokio::net::TcpListener;
 
 use crate::auth::Authorizer;
 use crate::config::Config;
+use crate::registry::gc::schedule::Schedule;
+use crate::registry::gc::GcOptions;
 use crate::registry::storage::fs::FsStorage;
 use crate::registry::Registry;
 use crate::tls::{TlsError, TlsServer};
@@ -58,6 +60,8 @@ pub struct Server {
     /// The config file, re-read for `groups:` and `access:` on change or SIGHUP.
     config_source: Option<std::path::PathBuf>,
     limits: crate::config::Limits,
+    /// Garbage collection and the purge of abandoned uploads.
+    housekeeping: Schedule,
 }
 
 impl Server {
@@ -82,12 +86,23 @@ impl Server {
             scheme: if tls.is_some() { "https" } else { "http" },
             ca_pem: tls.as_ref().and_then(|t| t.ca_pem.clone()),
         });
+        let space = &config.space;
         Ok(Server {
             front,
             tls,
             initial_admin,
             config_source: config.source.clone(),
             limits: config.limits.clone(),
+            housekeeping: Schedule {
+                gc_every: space.gc_interval,
+                gc: GcOptions {
+                    dry_run: false,
+                    untagged: space.gc_untagged,
+                    grace: space.gc_grace,
+                },
+                purge_every: space.purge_every(),
+                max_idle: space.upload_max_idle,
+            },
         })
     }
 
@@ -109,6 +124,12 @@ impl Server {
     /// The TLS front, if this server speaks HTTPS.
     pub fn tls(&self) -> Option<&TlsServer> {
         self.tls.as_deref()
+    }
+
+    /// The embedded registry: [`Registry::gc`], [`Registry::last_gc_report`],
+    /// [`Registry::usage`] for an admin endpoint.
+    pub fn registry(&self) -> &Registry {
+        &self.front.registry
     }
 
     /// `https` or `http`.
@@ -137,6 +158,8 @@ impl Server {
             _ => None,
         };
         let fd_limit = limits::raise_fd_limit();
+        let housekeeping =
+            tokio::spawn(self.front.registry.clone().housekeeping(self.housekeeping));
         listener::serve(
             listener,
             self.front,
@@ -146,6 +169,7 @@ impl Server {
             shutdown,
         )
         .await;
+        housekeeping.abort();
         users.abort();
         if let Some(r) = rules {
             r.abort();

@@ -73,6 +73,9 @@ pub fn parse_range(value: Option<&str>, size: u64) -> Result<Option<ByteRange>, 
 
 pub async fn get(reg: &Registry, repo: &RepoName, digest: &Digest, req: &Request) -> HandlerResult {
     let storage = reg.storage();
+    // A client that finds the blob here may skip its upload and reference
+    // it in a manifest: garbage collection must keep it from now on.
+    reg.recent.touch([digest]).await;
     if !storage.layer_linked(repo, digest).await? {
         return Err(OciError::BlobUnknown(Some(digest.clone())).into());
     }

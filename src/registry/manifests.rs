@@ -320,6 +320,17 @@ pub async fn put(
             .into());
         }
     }
+    // Recorded before the checks, so a garbage collection running now
+    // either keeps what this manifest needs or has deleted it before we
+    // look (then the push is refused as MANIFEST_BLOB_UNKNOWN, not broken).
+    let refs = super::gc::mark::Refs::parse(&bytes);
+    reg.recent
+        .touch(
+            std::iter::once(&digest)
+                .chain(&refs.blobs)
+                .chain(&refs.children),
+        )
+        .await;
     check_references(reg, repo, &doc).await?;
 
     let storage = reg.storage();

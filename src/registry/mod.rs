@@ -8,6 +8,7 @@
 pub mod blobs;
 pub mod cache;
 pub mod error;
+pub mod gc;
 pub mod listing;
 pub mod manifests;
 pub mod storage;
@@ -67,6 +68,9 @@ pub struct Registry {
     storage: Arc<dyn Storage>,
     uploads: Arc<uploads::UploadStates>,
     manifests: Arc<cache::ManifestCache>,
+    /// Digests requests referenced lately (garbage collection keeps them).
+    recent: Arc<gc::recent::Recent>,
+    gc: Arc<gc::GcState>,
 }
 
 pub type HandlerResult = Result<Response<Body>, RegistryError>;
@@ -77,6 +81,8 @@ impl Registry {
             storage,
             uploads: Arc::default(),
             manifests: Arc::new(cache::ManifestCache::new(cache::DEFAULT_BUDGET)),
+            recent: Arc::default(),
+            gc: Arc::default(),
         }
     }
 

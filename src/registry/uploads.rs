@@ -27,7 +27,7 @@ const MAX_CACHED_STATES: usize = 4096;
 
 /// What we remember about an upload between requests.
 #[derive(Default)]
-struct UploadState {
+pub(super) struct UploadState {
     /// sha256 over the first `size` bytes, if known.
     hashed: Option<(u64, Hasher)>,
 }
@@ -38,7 +38,7 @@ pub struct UploadStates {
 }
 
 impl UploadStates {
-    fn entry(&self, id: UploadId) -> Arc<tokio::sync::Mutex<UploadState>> {
+    pub(super) fn entry(&self, id: UploadId) -> Arc<tokio::sync::Mutex<UploadState>> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_CACHED_STATES && !map.contains_key(&id) {
             map.retain(|_, s| Arc::strong_count(s) > 1);
@@ -46,7 +46,7 @@ impl UploadStates {
         map.entry(id).or_default().clone()
     }
 
-    fn forget(&self, id: UploadId) {
+    pub(super) fn forget(&self, id: UploadId) {
         self.map
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -109,6 +109,9 @@ pub async fn start(
     // source, blob missing) falls back to a normal upload, revealing nothing.
     if let (Some(mount), Some(from)) = (req.query.get("mount"), req.query.get("from")) {
         if let (Ok(d), Ok(from)) = (mount.parse::<Digest>(), from.parse::<RepoName>()) {
+            // Recorded before the checks, so a garbage collection either
+            // keeps the blob or has deleted it before we look.
+            reg.recent.touch([&d]).await;
             if access.may_mount_from(&from)
                 && storage.layer_linked(&from, &d).await?
                 && storage.blob_size(&d).await?.is_some()
@@ -278,6 +281,7 @@ async fn finish(
         }
         .into());
     }
+    reg.recent.touch([expected]).await;
     storage.upload_commit(repo, id, expected).await?;
     created(&req, repo, expected)
 }

@@ -27,6 +27,7 @@ mod inproc;
 mod netns;
 mod oci;
 mod process;
+mod rawpush;
 mod regproxy;
 mod slapd;
 mod trust;
@@ -50,6 +51,10 @@ pub use oci::{
     write_oci_single, OciImage, OCI_INDEX, OCI_MANIFEST,
 };
 pub use process::{free_port, output_text, run, run_ok, run_with_input, Proc};
+pub use rawpush::{
+    digest_of, manifest_status, pull_and_verify, push_blob, push_image, put_manifest, RawImage,
+    RAW_INDEX, RAW_MANIFEST,
+};
 pub use regproxy::{add_users, serve_config, write_config, Regproxy};
 pub use slapd::*;
 pub use trust::{

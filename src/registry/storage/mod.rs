@@ -8,6 +8,8 @@
 
 pub mod fs;
 
+use std::time::SystemTime;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -50,6 +52,35 @@ pub struct ByteRange {
     pub end: u64,
 }
 
+/// A stored blob as garbage collection sees it.
+#[derive(Debug, Clone)]
+pub struct BlobInfo {
+    pub digest: Digest,
+    pub size: u64,
+    /// When its content was last written (the commit of its upload).
+    pub modified: SystemTime,
+}
+
+/// A manifest revision linked in a repository.
+#[derive(Debug, Clone)]
+pub struct RevisionInfo {
+    pub digest: Digest,
+    /// When the link was written (the push of the manifest).
+    pub linked: SystemTime,
+}
+
+/// An upload in progress, as the purge of abandoned uploads sees it.
+#[derive(Debug, Clone)]
+pub struct UploadInfo {
+    pub id: UploadId,
+    /// Bytes received so far.
+    pub size: u64,
+    /// When the upload was started (`startedat`), if readable.
+    pub started: Option<SystemTime>,
+    /// When data was last written to it.
+    pub last_write: SystemTime,
+}
+
 /// An open blob, ready to stream.
 pub struct BlobReader {
     /// Size of the whole blob.
@@ -87,12 +118,21 @@ pub trait Storage: Send + Sync + 'static {
     /// Stores a small blob (a manifest) atomically under its digest.
     async fn write_small_blob(&self, digest: &Digest, bytes: Bytes) -> Result<()>;
 
+    /// Every blob in storage, with its size and modification time (for
+    /// garbage collection). Order is unspecified.
+    async fn list_blobs(&self) -> Result<Vec<BlobInfo>>;
+    /// Deletes a blob's content; false if it did not exist. Links to it are
+    /// not touched: garbage collection removes those itself.
+    async fn delete_blob(&self, digest: &Digest) -> Result<bool>;
+
     // ---- per-repository blob links ----
 
     async fn layer_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
     async fn link_layer(&self, repo: &RepoName, digest: &Digest) -> Result<()>;
     /// Removes a blob link; false if there was none.
     async fn unlink_layer(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
+    /// Every blob linked into a repository (its `_layers`).
+    async fn list_layers(&self, repo: &RepoName) -> Result<Vec<Digest>>;
 
     // ---- uploads ----
 
@@ -122,11 +162,16 @@ pub trait Storage: Send + Sync + 'static {
     async fn upload_commit(&self, repo: &RepoName, id: UploadId, digest: &Digest) -> Result<()>;
     /// Cancels an upload; false if it did not exist.
     async fn upload_delete(&self, repo: &RepoName, id: UploadId) -> Result<bool>;
+    /// Every upload in progress, in every repository (also one whose first
+    /// push never finished), for the purge of abandoned ones.
+    async fn list_uploads(&self) -> Result<Vec<(RepoName, UploadInfo)>>;
 
     // ---- manifests and tags ----
 
     async fn manifest_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;
     async fn link_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<()>;
+    /// Every manifest revision linked in a repository.
+    async fn list_manifests(&self, repo: &RepoName) -> Result<Vec<RevisionInfo>>;
     /// Removes a manifest revision and every tag pointing to it; false if
     /// the revision did not exist.
     async fn unlink_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool>;

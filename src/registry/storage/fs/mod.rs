@@ -20,6 +20,7 @@
 //!
 //! All filesystem work runs on tokio's blocking pool, never on the reactor.
 
+mod inventory;
 mod layout;
 mod reader;
 #[cfg(test)]
@@ -34,7 +35,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Appended, BlobReader, ByteRange, ByteStream, Result, Storage, StorageError};
+use super::{
+    Appended, BlobInfo, BlobReader, ByteRange, ByteStream, Result, RevisionInfo, Storage,
+    StorageError, UploadInfo,
+};
 use crate::oci::digest::{Algorithm, Digest, Hasher};
 use crate::oci::names::{RepoName, Tag, UploadId};
 use layout::Layout;
@@ -168,6 +172,29 @@ impl Storage for FsStorage {
             l.write_atomic(&path, &bytes)
         })
         .await
+    }
+
+    async fn list_blobs(&self) -> Result<Vec<BlobInfo>> {
+        self.run(|l| l.list_blobs()).await
+    }
+
+    async fn delete_blob(&self, digest: &Digest) -> Result<bool> {
+        let d = digest.clone();
+        self.run(move |l| l.delete_blob(&d)).await
+    }
+
+    async fn list_layers(&self, repo: &RepoName) -> Result<Vec<Digest>> {
+        let r = repo.clone();
+        self.run(move |l| l.list_layers(&r)).await
+    }
+
+    async fn list_uploads(&self) -> Result<Vec<(RepoName, UploadInfo)>> {
+        self.run(|l| l.list_all_uploads()).await
+    }
+
+    async fn list_manifests(&self, repo: &RepoName) -> Result<Vec<RevisionInfo>> {
+        let r = repo.clone();
+        self.run(move |l| l.list_manifests(&r)).await
     }
 
     async fn layer_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {

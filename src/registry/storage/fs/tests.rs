@@ -152,3 +152,42 @@ async fn append_spans_batches_and_keeps_bytes_before_a_client_failure() {
     expected.extend_from_slice(b"xyz");
     assert_eq!(fs::read(&path).unwrap(), expected);
 }
+
+#[tokio::test]
+async fn inventory_for_garbage_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = FsStorage::open(dir.path()).unwrap();
+    let (a, b) = (repo("team/a"), repo("only/uploads"));
+    let blob = Bytes::from_static(b"{\"a\":1}");
+    let d = Digest::sha256_of(&blob);
+    s.write_small_blob(&d, blob.clone()).await.unwrap();
+    s.link_layer(&a, &d).await.unwrap();
+    s.link_manifest(&a, &d).await.unwrap();
+    let id = UploadId::new();
+    s.upload_create(&b, id).await.unwrap();
+    s.upload_append(&b, id, 0, None, body(&[b"12345"]))
+        .await
+        .unwrap();
+
+    let blobs = s.list_blobs().await.unwrap();
+    assert_eq!(blobs.len(), 1);
+    assert_eq!((&blobs[0].digest, blobs[0].size), (&d, blob.len() as u64));
+    assert_eq!(s.list_layers(&a).await.unwrap(), vec![d.clone()]);
+    let revs = s.list_manifests(&a).await.unwrap();
+    assert_eq!(revs.len(), 1);
+    assert_eq!(revs[0].digest, d);
+    // A repository with nothing but an upload (its first push crashed).
+    let uploads = s.list_uploads().await.unwrap();
+    assert_eq!(uploads.len(), 1);
+    let (r, u) = &uploads[0];
+    assert_eq!((r, u.id, u.size), (&b, id, 5));
+    assert!(u.started.is_some(), "startedat is read back");
+
+    assert!(s.delete_blob(&d).await.unwrap());
+    assert!(
+        !s.delete_blob(&d).await.unwrap(),
+        "a second delete finds nothing"
+    );
+    assert_eq!(s.blob_size(&d).await.unwrap(), None);
+    assert!(s.list_blobs().await.unwrap().is_empty());
+}
