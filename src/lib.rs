@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod files;
+pub mod metrics;
 pub mod oci;
 pub mod proxy;
 pub mod registry;

@@ -20,6 +20,7 @@ use super::identity::{Credentials, Identity, Source, Unavailable};
 use super::secret::Secret;
 use super::token::{ResourceActions, Use};
 use super::{basic_credentials, Auth, AuthError};
+use crate::metrics::{self, AuthBackend, AuthOutcome};
 use crate::oci::names::RepoName;
 use crate::oci::response::{self, Body};
 use crate::oci::Action;
@@ -120,7 +121,13 @@ async fn issue(
                 }
                 Some("refresh_token") => {
                     let token = form.get("refresh_token").unwrap_or_default();
-                    let identity = auth.refresh(token).await?;
+                    let identity = auth.refresh(token).await.inspect_err(|e| {
+                        if let AuthError::Unauthorized { why, .. } = e {
+                            metrics::get().auth(AuthBackend::Token, AuthOutcome::Failure);
+                            tracing::info!(target: "regproxy::audit", event = "login_failed", %peer, backend = "token", reason = ?why, "failed login: refresh token refused");
+                        }
+                    })?;
+                    metrics::get().auth(AuthBackend::Token, AuthOutcome::Success);
                     (identity, scopes, false, "refresh_token")
                 }
                 _ => return Err(AuthError::UnsupportedGrant),

@@ -19,6 +19,7 @@ use super::error::Why;
 use super::identity::{Credentials, Identity, Source, Unavailable, Verdict};
 use super::secret::Secret;
 use super::{htpasswd, Auth, AuthError, Backend};
+use crate::metrics::{self, AuthBackend, AuthOutcome};
 
 /// One bcrypt hash of a random password per cost, made once on the
 /// blocking pool: what the password of an unknown user is checked against.
@@ -69,12 +70,19 @@ impl Auth {
             .map_err(|retry_after| AuthError::TooManyAttempts { retry_after })?;
         if !htpasswd::valid_user(user) || creds.password.is_empty() {
             self.limiter.failed(&key, peer);
+            tracing::info!(
+                target: "regproxy::audit",
+                event = "login_failed",
+                %peer,
+                "failed login: unusable user name or empty password"
+            );
             return Err(AuthError::unauthorized(Why::BadLogin));
         }
-        if let Some(id) = self
+        let cached = self
             .cache
-            .check(user, &creds.password, |id| self.current_version(id))
-        {
+            .check(user, &creds.password, |id| self.current_version(id));
+        metrics::get().credential_cache(cached.is_some());
+        if let Some(id) = cached {
             return Ok(id);
         }
         let mut hashed = false;
@@ -100,9 +108,9 @@ impl Auth {
                 // An unknown "user name" is often a password typed in the
                 // wrong field: only names of real users are logged.
                 if known {
-                    tracing::info!(%peer, user, "failed login: wrong password");
+                    tracing::info!(target: "regproxy::audit", event = "login_failed", %peer, user, "failed login: wrong password");
                 } else {
-                    tracing::info!(%peer, "failed login: unknown user");
+                    tracing::info!(target: "regproxy::audit", event = "login_failed", %peer, "failed login: unknown user");
                 }
                 Err(AuthError::unauthorized(Why::BadLogin))
             }
@@ -128,6 +136,7 @@ impl Auth {
                         // would take it for its alice. htpasswd decides,
                         // and names are exact there.
                         if self.ldap_after(i) && store.knows_any_case(user) {
+                            metrics::get().auth(AuthBackend::Htpasswd, AuthOutcome::Failure);
                             return Ok(Outcome::Refused { known: true });
                         }
                         continue;
@@ -139,6 +148,12 @@ impl Auth {
                     })
                     .await
                     .unwrap_or(false);
+                    let outcome = if ok {
+                        AuthOutcome::Success
+                    } else {
+                        AuthOutcome::Failure
+                    };
+                    metrics::get().auth(AuthBackend::Htpasswd, outcome);
                     return Ok(match ok {
                         true => Outcome::Accepted(Identity {
                             user: user.to_string(),
@@ -153,7 +168,20 @@ impl Auth {
                     let Some(ldap) = &self.ldap else {
                         continue;
                     };
-                    match ldap.authenticate(user, &creds.password).await? {
+                    let verdict =
+                        ldap.authenticate(user, &creds.password)
+                            .await
+                            .inspect_err(|_| {
+                                metrics::get().auth(AuthBackend::Ldap, AuthOutcome::Unavailable)
+                            })?;
+                    let outcome = match &verdict {
+                        Verdict::Accepted(id) if !self.known_before(i, &id.user) => {
+                            AuthOutcome::Success
+                        }
+                        _ => AuthOutcome::Failure,
+                    };
+                    metrics::get().auth(AuthBackend::Ldap, outcome);
+                    match verdict {
                         Verdict::Accepted(id) if self.known_before(i, &id.user) => {
                             tracing::info!(user = %id.user, "LDAP login refused: an earlier backend has this user");
                             return Ok(Outcome::Refused { known: true });

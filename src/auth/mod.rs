@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use http::{HeaderMap, Method, Response};
 
+use crate::metrics::{self, AuthBackend, AuthOutcome};
 use crate::oci::names::RepoName;
 use crate::oci::response::{self, Body};
 use crate::oci::{Action, OciError, Route};
@@ -201,10 +202,18 @@ impl Authorizer {
         self.auth.is_some()
     }
 
-    /// Re-reads the htpasswd file if it changed.
-    pub fn reload(&self) {
+    /// Whether the LDAP directory answers (`None` when LDAP is not
+    /// configured), for `/readyz`.
+    pub async fn ldap_probe(&self) -> Option<Result<(), String>> {
+        let ldap = self.auth.as_ref()?.ldap.as_ref()?;
+        Some(ldap.probe().await.map_err(|u| u.reason))
+    }
+
+    /// Re-reads the htpasswd file if it changed (or always, when `force`d
+    /// by SIGHUP).
+    pub fn reload(&self, force: bool) {
         if let Some(store) = self.auth.as_ref().and_then(|a| a.htpasswd.as_ref()) {
-            match store.reload() {
+            match store.reload(force) {
                 Ok(true) => {
                     if let Some(auth) = &self.auth {
                         auth.tokens.forget_verified();
@@ -241,12 +250,22 @@ impl Authorizer {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         let (subject, token) = if let Some(raw) = strip_scheme(value, "bearer") {
-            let claims = auth
-                .verify_access(raw)
-                .map_err(|why| AuthError::Unauthorized {
+            let claims = auth.verify_access(raw).map_err(|why| {
+                metrics::get().auth(AuthBackend::Token, AuthOutcome::Failure);
+                tracing::info!(
+                    target: "regproxy::audit",
+                    event = "login_failed",
+                    peer = %info.peer,
+                    backend = "token",
+                    reason = ?why,
+                    "failed login: token refused"
+                );
+                AuthError::Unauthorized {
                     challenge: auth.challenge_for(&route, action, info, Some("invalid_token")),
                     why,
-                })?;
+                }
+            })?;
+            metrics::get().auth(AuthBackend::Token, AuthOutcome::Success);
             (subject_of(&policy, &claims), Some(claims.access.clone()))
         } else if let Some(creds) = basic_credentials(value) {
             let identity = auth
@@ -303,6 +322,15 @@ impl Authorizer {
             if anonymous {
                 return Err(login());
             }
+            tracing::info!(
+                target: "regproxy::audit",
+                event = "denied",
+                peer = %info.peer,
+                user = subject.user.as_deref().unwrap_or(""),
+                repository = route.repo().map(|r| r.as_str()).unwrap_or(""),
+                action = action.map(Action::as_str).unwrap_or(""),
+                "request denied by the access rules"
+            );
             // Answer as for a missing repository where a listing would
             // otherwise reveal that it exists.
             return Err(match route {

@@ -26,6 +26,9 @@ pub struct ServeArgs {
     /// Serve without authentication (for loopback work and tests)
     #[arg(long)]
     no_auth: bool,
+    /// Admin listener for /healthz, /readyz and /metrics, e.g. 127.0.0.1:5001 or 127.0.0.1:0 (overrides admin.listen)
+    #[arg(long, env = "REGPROXY_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
 }
 
 /// The config `serve` uses (see [`super::config::load_or_default`]), with
@@ -44,6 +47,17 @@ fn serve_config(args: &ServeArgs) -> Result<Config, CliError> {
     if args.no_auth {
         config.auth = None;
     }
+    if let (Some(a), Some(_)) = (args.admin_listen, config.admin) {
+        config.admin = Some(a);
+    }
+    if let Some(a) = config.admin {
+        if a.port() != 0 && a.port() == config.listen.port() && a.ip() == config.listen.ip() {
+            return Err(CliError::new(
+                format!("the admin listener {a} is the public address"),
+                "give admin.listen (or --admin-listen) its own port, e.g. 127.0.0.1:5001",
+            ));
+        }
+    }
     // A first start puts the address it listens on into the certificate,
     // so the printed `docker login IP:PORT` is one clients accept.
     if let TlsMode::Auto { extra, .. } = &mut config.tls {
@@ -56,7 +70,7 @@ fn serve_config(args: &ServeArgs) -> Result<Config, CliError> {
 
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let config = serve_config(&args)?;
-    init_logging();
+    init_logging(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -66,7 +80,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
                 "check the process limits (ulimit -u, ulimit -n)",
             )
         })?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| {
             let hint = match e.kind() {
                 std::io::ErrorKind::AddrInUse => format!(
@@ -83,7 +97,21 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         let addr = listener
             .local_addr()
             .map_err(|e| CliError::new(format!("cannot read the bound address: {e}"), "retry"))?;
-        let server = crate::proxy::Server::new(&config).map_err(|e| CliError::new(e.to_string(), e.hint()))?;
+        let mut server = crate::proxy::Server::new(&config).map_err(|e| CliError::new(e.to_string(), e.hint()))?;
+        let admin_addr = match config.admin {
+            Some(a) => {
+                let l = tokio::net::TcpListener::bind(a).await.map_err(|e| {
+                    CliError::new(
+                        format!("cannot listen on {a} for the admin endpoints: {e}"),
+                        "pick another admin.listen in proxy.yaml (or --admin-listen), or turn it off with admin.enabled: false",
+                    )
+                })?;
+                let bound = l.local_addr().map_err(|e| CliError::new(format!("cannot read the bound admin address: {e}"), "retry"))?;
+                server = server.with_admin_listener(l);
+                Some(bound)
+            }
+            None => None,
+        };
         match &config.source {
             Some(p) => tracing::info!(config = %p.display(), "loaded config"),
             None => tracing::info!("no config file; using built-in defaults"),
@@ -104,13 +132,22 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             }
         }
         print_start(&config, &server, addr);
+        tracing::info!(public = %format!("{}://{addr}", server.scheme()), admin = %admin_addr.map(|a| format!("http://{a}")).unwrap_or_else(|| "off".into()), "listeners");
+        if let Some(a) = admin_addr {
+            println!("regproxy: admin endpoints on http://{a} (/healthz, /readyz, /metrics)");
+        }
         let shutdown = shutdown_signal();
         println!("regproxy: listening on {}://{addr}", server.scheme());
         use std::io::Write;
         let _ = std::io::stdout().flush();
         server.run(listener, shutdown).await;
+        tracing::info!("stopped");
         Ok(())
-    })
+    });
+    // Tasks still running after the drain timeout (stuck connections) are
+    // dropped rather than waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 /// What a person starting the server needs: the first `admin` password,
@@ -216,16 +253,22 @@ fn print_start(config: &Config, server: &crate::proxy::Server, addr: SocketAddr)
     }
 }
 
-fn init_logging() {
+/// Log lines to stderr: `key=value` text, or one JSON object per line
+/// (`log.format: json`). `RUST_LOG` filters, e.g. `info,regproxy::access=off`.
+fn init_logging(format: config::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         // rustls warns on every client that sends an IP address as SNI
         // (wrk, some scanners): normal, not worth a line per connection.
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rustls=error"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        config::LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }
 
 /// Completes on Ctrl-C or SIGTERM. The handlers are installed when this

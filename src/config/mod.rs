@@ -4,6 +4,7 @@
 
 mod auth;
 mod limits;
+mod ops;
 mod problems;
 mod raw;
 mod space;
@@ -21,6 +22,7 @@ use crate::tls::TlsMode;
 
 use auth::{default_auth, parse_auth};
 pub use limits::Limits;
+pub use ops::LogFormat;
 use problems::{find_key_line, parse_collecting};
 pub use problems::{ConfigError, Problem};
 pub use space::{parse_duration, SpaceSettings};
@@ -59,6 +61,12 @@ pub struct Config {
     pub source: Option<PathBuf>,
     /// Timeouts and connection caps (`limits:`).
     pub limits: Limits,
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`), or `None`.
+    pub admin: Option<SocketAddr>,
+    /// Text or JSON log lines.
+    pub log_format: LogFormat,
+    /// How long a stop waits for requests in flight.
+    pub shutdown_timeout: std::time::Duration,
 }
 
 impl Default for Config {
@@ -79,6 +87,9 @@ impl Default for Config {
             space: SpaceSettings::default(),
             source: None,
             limits: Limits::default(),
+            admin: Some(ops::default_admin_listen()),
+            log_format: LogFormat::Text,
+            shutdown_timeout: ops::DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 }
@@ -134,6 +145,21 @@ impl Config {
             }
         }
         config.space = space::parse_space(raw.gc, raw.uploads, text, &mut problems);
+        match ops::admin_listen(raw.admin, config.listen) {
+            Ok(a) => config.admin = a,
+            Err(message) => problems.push(Problem {
+                line: find_key_line(text, "admin"),
+                message,
+            }),
+        }
+        config.log_format = raw.log.and_then(|l| l.format).unwrap_or_default();
+        match ops::shutdown_timeout(raw.shutdown_timeout_secs) {
+            Ok(t) => config.shutdown_timeout = t,
+            Err(message) => problems.push(Problem {
+                line: find_key_line(text, "shutdown_timeout_secs"),
+                message,
+            }),
+        }
         if let Some(tls) = raw.tls {
             let abs = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
             let line = || find_key_line(text, "tls");

@@ -24,6 +24,9 @@ pub(super) struct RawConfig {
     pub(super) limits: Option<super::limits::RawLimits>,
     pub(super) gc: Option<super::space::RawGc>,
     pub(super) uploads: Option<super::space::RawUploads>,
+    pub(super) admin: Option<super::ops::RawAdmin>,
+    pub(super) log: Option<super::ops::RawLog>,
+    pub(super) shutdown_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

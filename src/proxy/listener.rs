@@ -26,8 +26,6 @@ use super::pipeline::Front;
 use crate::config::Limits;
 use crate::tls::{plain_http_answer, HandshakeLog, TlsServer};
 
-/// How long in-flight requests get to finish after shutdown is asked.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most hyper buffers per HTTP/1 connection while reading.
 const HTTP1_READ_BUFFER: usize = 64 * 1024;
 /// The largest request header list on HTTP/2: as much as an HTTP/1.1
@@ -55,6 +53,7 @@ pub async fn serve(
     tls: Option<Arc<TlsServer>>,
     limits: Limits,
     fd_limit: Option<u64>,
+    drain_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -125,7 +124,10 @@ pub async fn serve(
     drop(alive_tx);
     tokio::select! {
         _ = alive_rx.recv() => {}
-        _ = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("some requests did not finish in time"),
+        _ = tokio::time::sleep(drain_timeout) => tracing::warn!(
+            timeout_secs = drain_timeout.as_secs(),
+            "some requests did not finish in time; stopping anyway (interrupted uploads can be resumed or retried after the restart)"
+        ),
     }
 }
 

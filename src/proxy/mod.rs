@@ -5,6 +5,8 @@
 //! certificates); [`Server::run`] serves a bound listener until a shutdown
 //! future completes. The CLI and the tests both use them (as in mini-redis).
 
+mod access_log;
+mod admin;
 mod drain;
 mod idle;
 mod limits;
@@ -62,6 +64,11 @@ pub struct Server {
     limits: crate::config::Limits,
     /// Garbage collection and the purge of abandoned uploads.
     housekeeping: Schedule,
+    /// `/healthz`, `/readyz` and `/metrics`, served when a listener is given.
+    admin: Arc<admin::Admin>,
+    admin_listener: Option<TcpListener>,
+    /// How long a stop waits for requests in flight.
+    shutdown_timeout: std::time::Duration,
 }
 
 impl Server {
@@ -79,6 +86,10 @@ impl Server {
                 (Authorizer::new(settings, config.policy.clone())?, admin)
             }
         };
+        let admin = Arc::new(admin::Admin::new(
+            config.storage_root.clone(),
+            authorizer.clone(),
+        ));
         let front = Arc::new(pipeline::Front {
             registry: Registry::new(Arc::new(storage)),
             authorizer,
@@ -103,7 +114,17 @@ impl Server {
                 purge_every: space.purge_every(),
                 max_idle: space.upload_max_idle,
             },
+            admin,
+            admin_listener: None,
+            shutdown_timeout: config.shutdown_timeout,
         })
+    }
+
+    /// Serves the admin endpoints on `listener` too (from [`Server::run`]
+    /// until the stop has finished).
+    pub fn with_admin_listener(mut self, listener: TcpListener) -> Server {
+        self.admin_listener = Some(listener);
+        self
     }
 
     /// The password of the `admin` user created on this first start (shown
@@ -142,12 +163,13 @@ impl Server {
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let watcher = self.tls.as_ref().map(|t| t.spawn_watcher());
         let authorizer = self.front.authorizer.clone();
+        // The trigger (and its SIGHUP handler) exists before `run` serves.
+        let mut trigger = crate::reload::Trigger::new();
         let users = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(crate::reload::INTERVAL);
             loop {
-                tick.tick().await;
+                let forced = trigger.next().await;
                 let a = authorizer.clone();
-                let _ = tokio::task::spawn_blocking(move || a.reload()).await;
+                let _ = tokio::task::spawn_blocking(move || a.reload(forced)).await;
             }
         });
         let rules = match (&self.config_source, self.front.authorizer.is_enabled()) {
@@ -160,16 +182,28 @@ impl Server {
         let fd_limit = limits::raise_fd_limit();
         let housekeeping =
             tokio::spawn(self.front.registry.clone().housekeeping(self.housekeeping));
+        let admin_task = self
+            .admin_listener
+            .map(|l| tokio::spawn(admin::serve(l, self.admin.clone(), std::future::pending())));
+        let admin = self.admin.clone();
+        let shutdown = async move {
+            shutdown.await;
+            admin.set_stopping();
+        };
         listener::serve(
             listener,
             self.front,
             self.tls,
             self.limits,
             fd_limit,
+            self.shutdown_timeout,
             shutdown,
         )
         .await;
         housekeeping.abort();
+        if let Some(a) = admin_task {
+            a.abort();
+        }
         users.abort();
         if let Some(r) = rules {
             r.abort();

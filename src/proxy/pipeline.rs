@@ -5,15 +5,16 @@
 //! it is given, even for `HEAD`).
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 
+use super::access_log::Record;
 use crate::auth::{self, Authorizer};
+use crate::metrics::RouteKind;
 use crate::oci::response::{self, Body};
-use crate::oci::{OciError, Route};
+use crate::oci::{Action, OciError, Route};
 use crate::registry::{self, Registry};
 
 /// Everything a request needs, shared by all connections.
@@ -38,14 +39,12 @@ fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) 
 impl Front {
     pub async fn handle<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
     where
-        B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Sync + Unpin + 'static,
         B::Error: Into<response::BoxError>,
     {
-        let started = Instant::now();
+        let mut record = Record::new(&req, peer);
         let method = req.method().clone();
-        let version = req.version();
-        let path = req.uri().path().to_string();
-        let mut resp = self.pipeline(req, peer).await;
+        let mut resp = self.pipeline(req, peer, &mut record).await;
         resp.headers_mut().insert(
             "Docker-Distribution-Api-Version",
             HeaderValue::from_static("registry/2.0"),
@@ -53,21 +52,17 @@ impl Front {
         if method == Method::HEAD {
             headers_only(&mut resp);
         }
-        tracing::info!(
-            %peer,
-            %method,
-            path = %path,
-            version = ?version,
-            status = resp.status().as_u16(),
-            ms = started.elapsed().as_millis() as u64,
-            "request"
-        );
-        resp
+        record.finish(resp)
     }
 
-    async fn pipeline<B>(&self, req: Request<B>, peer: SocketAddr) -> Response<Body>
+    async fn pipeline<B>(
+        &self,
+        req: Request<B>,
+        peer: SocketAddr,
+        record: &mut Record,
+    ) -> Response<Body>
     where
-        B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Sync + Unpin + 'static,
         B::Error: Into<response::BoxError>,
     {
         let front_page = matches!(req.uri().path(), "/" | "/ca.crt");
@@ -100,10 +95,12 @@ impl Front {
         let (parts, body) = req.into_parts();
         let origin = self.origin(&parts.uri, &parts.headers);
         if parts.uri.path() == auth::TOKEN_PATH {
+            record.set_kind(RouteKind::Token);
             let body = match read_small_body(body).await {
                 Ok(b) => b,
                 Err(e) => return response::error(&e),
             };
+            record.add_bytes_in(body.as_ref().map_or(0, |b| b.len() as u64));
             return self
                 .authorizer
                 .token_endpoint(&parts, body, peer.ip())
@@ -113,6 +110,7 @@ impl Front {
             Ok(r) => r,
             Err(e) => return response::error(&e),
         };
+        record.set_route(&route);
         let info = auth::RequestInfo {
             method: &parts.method,
             headers: &parts.headers,
@@ -124,7 +122,9 @@ impl Front {
             Ok(a) => a,
             Err(e) => return e.into_response(),
         };
+        record.set_access(access.user(), access.action().map(Action::as_str));
         let base_url = self.base_url(&parts.uri, &parts.headers);
+        let body = record.count_body(body);
         self.registry
             .handle(access, registry::Request::new(parts, body, base_url))
             .await

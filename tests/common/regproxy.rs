@@ -16,6 +16,7 @@ use super::process::Proc;
 use super::{tail_file, temp_dir};
 
 const LISTENING_PREFIX: &str = "regproxy: listening on ";
+const ADMIN_PREFIX: &str = "regproxy: admin endpoints on http://";
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running `regproxy serve`. Dropping it kills the process (SIGKILL by pid).
@@ -84,7 +85,10 @@ impl Regproxy {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
-            .env("RUST_BACKTRACE", "1");
+            .env("RUST_BACKTRACE", "1")
+            // Many servers run at once: the admin listener takes a free
+            // port instead of the default 127.0.0.1:5001.
+            .env("REGPROXY_ADMIN_LISTEN", "127.0.0.1:0");
         let mut proc = Proc::spawn("regproxy", &mut cmd);
         let stdout = proc
             .child_mut()
@@ -160,6 +164,29 @@ impl Regproxy {
 
     pub fn pid(&self) -> u32 {
         self.proc.pid()
+    }
+
+    /// The admin listener's address, from its startup line (`None` when
+    /// the admin listener is off).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.startup_stdout.iter().find_map(|l| {
+            l.strip_prefix(ADMIN_PREFIX)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+    }
+
+    /// `http://ADMIN/PATH` on the admin listener; panics when it is off.
+    pub fn admin_url(&self, path: &str) -> String {
+        let a = self.admin_addr().unwrap_or_else(|| {
+            panic!(
+                "no admin line in the startup output:\n{}",
+                self.startup_stdout.join("\n")
+            )
+        });
+        format!("http://{a}{path}")
     }
 
     /// `127.0.0.1:PORT`, the registry host as clients write it in image names.

@@ -48,7 +48,7 @@ impl HtpasswdStore {
             state: RwLock::new((None, Arc::default())),
             cost: AtomicU32::new(DEFAULT_COST),
         };
-        store.reload()?;
+        store.reload(false)?;
         Ok(store)
     }
 
@@ -56,11 +56,15 @@ impl HtpasswdStore {
         &self.path
     }
 
-    /// Re-reads the file if its modification time changed. Returns whether
-    /// it did; problems are logged with their line numbers.
-    pub fn reload(&self) -> Result<bool, HtpasswdError> {
+    /// Re-reads the file if its modification time changed (or always, when
+    /// `force`d: SIGHUP). Returns whether it did; problems are logged with
+    /// their line numbers.
+    pub fn reload(&self, force: bool) -> Result<bool, HtpasswdError> {
         let mtime = fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-        if self.state.read().unwrap_or_else(|p| p.into_inner()).0 == mtime && mtime.is_some() {
+        if !force
+            && self.state.read().unwrap_or_else(|p| p.into_inner()).0 == mtime
+            && mtime.is_some()
+        {
             return Ok(false);
         }
         let (file, problems) = HtpasswdFile::read(&self.path)?;
@@ -138,12 +142,12 @@ mod tests {
         let store = HtpasswdStore::open(&path).unwrap();
         assert!(store.is_empty());
         edit(&path, |f| f.set("alice", "$2y$04$x".into())).unwrap();
-        assert!(store.reload().unwrap());
+        assert!(store.reload(false).unwrap());
         let v1 = store.get("alice").unwrap().version;
         // Make sure the mtime moves even on coarse clocks.
         std::thread::sleep(std::time::Duration::from_millis(20));
         edit(&path, |f| f.set("alice", "$2y$04$y".into())).unwrap();
-        store.reload().unwrap();
+        store.reload(false).unwrap();
         assert_ne!(store.get("alice").unwrap().version, v1);
         assert!(store.knows_any_case("ALICE") && !store.knows_any_case("alicia"));
         assert_eq!(store.typical_cost(), 4);
@@ -152,7 +156,7 @@ mod tests {
             f.set("bob", hash_password(&Secret::new("b"), 5).unwrap())
         })
         .unwrap();
-        store.reload().unwrap();
+        store.reload(false).unwrap();
         assert_eq!(store.typical_cost(), 5);
     }
 }

@@ -96,7 +96,7 @@ impl LdapConfig {
     }
 }
 
-pub(super) fn read_password_file(path: &Path) -> Result<Secret, String> {
+pub(crate) fn read_password_file(path: &Path) -> Result<Secret, String> {
     let shown = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read ldap.bind_password_file {shown}: {e}"))?;
@@ -107,7 +107,7 @@ pub(super) fn read_password_file(path: &Path) -> Result<Secret, String> {
 }
 
 /// A TLS client config trusting exactly the certificates in `ca_file`.
-pub(super) fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
+pub(crate) fn tls_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, String> {
     use rustls::pki_types::{pem::PemObject, CertificateDer};
     let bad = |e: &dyn std::fmt::Display| format!("ldap.ca_file {}: {e}", ca_file.display());
     let pem = std::fs::read(ca_file).map_err(|e| bad(&e))?;

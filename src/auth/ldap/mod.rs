@@ -25,7 +25,7 @@ use ldap3::{dn_escape, ldap_escape, Ldap, LdapError, Scope};
 use super::identity::{Identity, Source, Unavailable, Verdict};
 use super::secret::Secret;
 pub use config::LdapConfig;
-use config::{read_password_file, tls_config};
+pub(crate) use config::{read_password_file, tls_config};
 use entry::{bad_username, dn_name_attribute, fill, first_rdn_value, name_attribute, Entry};
 
 /// How a user's DN is found.
@@ -201,6 +201,34 @@ impl LdapBackend {
             return Ok(false);
         }
         Ok(self.find_user(base, user, vec!["1.1".into()]).await?.len() == 1)
+    }
+
+    /// Whether the directory answers, for `/readyz`: in search mode a
+    /// base-scope search of the user base with the service account (its
+    /// bind included), in direct-bind mode a connection and an anonymous
+    /// bind. Each step has the configured timeout.
+    pub async fn probe(&self) -> Result<(), Unavailable> {
+        match &self.mode {
+            Mode::Search { base, .. } => self
+                .search(
+                    None,
+                    "readiness search",
+                    base,
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec!["1.1".into()],
+                )
+                .await
+                .map(|_| ()),
+            Mode::Direct { .. } => {
+                let mut conn = self.connect().await?;
+                let result = conn.with_timeout(self.timeout).simple_bind("", "").await;
+                let _ = conn.with_timeout(self.timeout).unbind().await;
+                result
+                    .map(|_| ())
+                    .map_err(|e| self.fail("anonymous bind", e))
+            }
+        }
     }
 
     /// The one entry the user filter finds for `user`, with the attributes

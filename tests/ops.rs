@@ -1,0 +1,749 @@
+//! Operations, against the real binary: the admin listener (`/healthz`,
+//! `/readyz` with a real storage write and a real slapd, `/metrics` after
+//! traffic), the access log and the audit records (text and JSON, never a
+//! secret, with every credential kind used), a graceful stop during an
+//! upload (exit 0, the client's retry succeeds after the restart) and
+//! SIGHUP reloading users.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::*;
+
+const HANK: (&str, &str) = ("hank", "hank-Secret-1");
+const WRONG_PASSWORD: &str = "wrong-Password-77";
+const UNKNOWN_USER: &str = "nosuchuser-x9";
+const REPO: &str = "team/app";
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn ldap_password(user: &str) -> &'static str {
+    LDAP_USERS.iter().find(|(u, _)| *u == user).unwrap().1
+}
+
+/// A config with htpasswd users (hank) then LDAP (alice...), the token
+/// challenge, rules letting hank do everything in `team/` and everyone
+/// else only pull there.
+fn write_setup(dir: &Path, ldap_url: &str, extra: &str) -> std::path::PathBuf {
+    let htpasswd = dir.join("htpasswd");
+    add_users(&htpasswd, &[HANK]);
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nstorage:\n  filesystem:\n    root: {data}\ntls:\n  enabled: false\n\
+         auth:\n  htpasswd: {htpasswd}\n  order: [htpasswd, ldap]\n  token:\n    key: {key}\n\
+         \x20 ldap:\n    url: {ldap_url}\n    bind_dn: {svc}\n    bind_password: {svcpw}\n    user_base: {people}\n    timeout_secs: 2\n\
+         access:\n  default: deny\n  rules:\n    - subjects: [user:hank]\n      repositories: [team]\n      actions: [\"*\"]\n\
+         \x20   - subjects: [authenticated]\n      repositories: [team]\n      actions: [pull]\n{extra}",
+        data = dir.join("data").display(),
+        htpasswd = htpasswd.display(),
+        key = dir.join("token.key").display(),
+        svc = LDAP_SVC_DN,
+        svcpw = LDAP_SVC_PW,
+        people = LDAP_PEOPLE,
+    );
+    write_config(dir, &yaml)
+}
+
+fn serve(config: &Path) -> Regproxy {
+    Regproxy::start_with_args(&["serve", "--config", path_str(config)])
+}
+
+/// Pushes one blob (POST, then PUT with the digest) with `auth`; returns
+/// its digest.
+fn push_blob(url: &str, auth: &str, data: &[u8]) -> String {
+    let digest = format!("sha256:{}", sha256_hex(data));
+    let start = http_request(
+        "POST",
+        &format!("{url}/v2/{REPO}/blobs/uploads/"),
+        &[("Authorization", auth)],
+        None,
+    );
+    assert_eq!(start.status, 202, "{}", start.text());
+    let location = start.header("location").unwrap();
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let put = http_request(
+        "PUT",
+        &format!("{url}{location}{sep}digest={digest}"),
+        &[
+            ("Authorization", auth),
+            ("Content-Type", "application/octet-stream"),
+        ],
+        Some(data.to_vec()),
+    );
+    assert_eq!(put.status, 201, "{}", put.text());
+    digest
+}
+
+/// An OCI image manifest for a config and one layer.
+fn manifest(config: (&str, usize), layer: (&str, usize)) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0, "size": config.1},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.0, "size": layer.1}],
+    }))
+    .unwrap()
+}
+
+/// The value of the sample `name` (a full series, labels included).
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{metrics}"))
+}
+
+#[test]
+fn admin_endpoints_metrics_access_log_and_audit_after_traffic() {
+    let dir = temp_dir("regproxy-ops-");
+    let mut slapd = Slapd::start(SlapdOpts::default());
+    let config = write_setup(dir.path(), &slapd.url(), "");
+    let server = serve(&config);
+    let url = server.url();
+    let admin = server.admin_addr().expect("admin line");
+    assert_ne!(
+        admin.port(),
+        server.port(),
+        "admin is never the public port"
+    );
+    // The public port does not serve the admin endpoints.
+    assert_eq!(http_get(&format!("{url}/metrics")).status, 404);
+
+    assert_eq!(http_get(&server.admin_url("/healthz")).status, 200);
+    let ready = http_get(&server.admin_url("/readyz"));
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_eq!(
+        ready.json()["checks"]["ldap"]["ok"],
+        true,
+        "{}",
+        ready.text()
+    );
+    assert_eq!(ready.json()["checks"]["storage"]["ok"], true);
+
+    // Traffic with every kind of credential.
+    let hank = basic(HANK.0, HANK.1);
+    let config_blob = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = random_bytes(300_000);
+    let cfg = push_blob(&url, &hank, &config_blob);
+    let lay = push_blob(&url, &hank, &layer);
+    let body = manifest((&cfg, config_blob.len()), (&lay, layer.len()));
+    let put = http_request(
+        "PUT",
+        &format!("{url}/v2/{REPO}/manifests/v1"),
+        &[
+            ("Authorization", &hank),
+            ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+        ],
+        Some(body.clone()),
+    );
+    assert_eq!(put.status, 201, "{}", put.text());
+    let manifest_digest = put.header("docker-content-digest").unwrap();
+    // A token (password grant), then a Bearer pull of the layer.
+    let token_resp = http_request(
+        "GET",
+        &format!(
+            "{url}/auth/token?service=regproxy&scope=repository:{REPO}:pull&offline_token=true"
+        ),
+        &[("Authorization", &hank)],
+        None,
+    );
+    assert_eq!(token_resp.status, 200, "{}", token_resp.text());
+    let token = token_resp.json()["token"].as_str().unwrap().to_string();
+    let pulled = http_request(
+        "GET",
+        &format!("{url}/v2/{REPO}/blobs/{lay}"),
+        &[("Authorization", &format!("Bearer {token}"))],
+        None,
+    );
+    assert_eq!(pulled.status, 200);
+    assert_eq!(pulled.body, layer);
+    // A bad token, a wrong password, an unknown user.
+    let bad = http_request(
+        "GET",
+        &format!("{url}/v2/{REPO}/tags/list"),
+        &[("Authorization", &format!("Bearer {token}x"))],
+        None,
+    );
+    assert_eq!(bad.status, 401);
+    for (user, pw) in [(HANK.0, WRONG_PASSWORD), (UNKNOWN_USER, WRONG_PASSWORD)] {
+        let r = http_request(
+            "GET",
+            &format!("{url}/v2/"),
+            &[("Authorization", &basic(user, pw))],
+            None,
+        );
+        assert_eq!(r.status, 401, "{user}");
+    }
+    // LDAP alice may pull but not push: a denied request.
+    let alice = basic("alice", ldap_password("alice"));
+    assert_eq!(
+        http_request(
+            "GET",
+            &format!("{url}/v2/{REPO}/tags/list"),
+            &[("Authorization", &alice)],
+            None
+        )
+        .status,
+        200
+    );
+    let denied = http_request(
+        "PUT",
+        &format!("{url}/v2/{REPO}/manifests/v2"),
+        &[
+            ("Authorization", &alice),
+            ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+        ],
+        Some(body.clone()),
+    );
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    // hank deletes the manifest.
+    let del = http_request(
+        "DELETE",
+        &format!("{url}/v2/{REPO}/manifests/{manifest_digest}"),
+        &[("Authorization", &hank)],
+        None,
+    );
+    assert_eq!(del.status, 202, "{}", del.text());
+
+    // Metrics.
+    let m = http_get(&server.admin_url("/metrics"));
+    assert_eq!(m.status, 200);
+    let m = m.text();
+    eprintln!("{m}");
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_http_requests_total{route="manifest",status="201"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_http_requests_total{route="manifest",status="403"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_http_requests_total{route="manifest",status="202"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_http_requests_total{route="upload",status="201"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_http_requests_total{route="upload",status="202"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_http_requests_total{route="blob",status="200"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_http_requests_total{route="token",status="200"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_http_requests_total{route="base",status="401"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_http_requests_total{route="tags",status="401"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_http_request_duration_seconds_count{route="upload"}"#
+        ),
+        4.0
+    );
+    // The denied PUT's body is never read.
+    let body_in = sample(&m, "regproxy_http_request_body_bytes_total");
+    assert_eq!(
+        body_in,
+        (layer.len() + config_blob.len() + body.len()) as f64
+    );
+    assert!(sample(&m, "regproxy_http_response_body_bytes_total") >= layer.len() as f64);
+    assert_eq!(sample(&m, "regproxy_active_uploads"), 0.0);
+    // hank: first Basic login checks bcrypt, the next come from the cache.
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_auth_attempts_total{backend="htpasswd",outcome="success"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_auth_attempts_total{backend="htpasswd",outcome="failure"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_auth_attempts_total{backend="ldap",outcome="success"}"#
+        ),
+        1.0
+    );
+    // the unknown user is looked up in LDAP too
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_auth_attempts_total{backend="ldap",outcome="failure"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_auth_attempts_total{backend="token",outcome="success"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_auth_attempts_total{backend="token",outcome="failure"}"#
+        ),
+        1.0
+    );
+    assert!(
+        sample(
+            &m,
+            r#"regproxy_credential_cache_lookups_total{result="hit"}"#
+        ) >= 5.0
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"regproxy_credential_cache_lookups_total{result="miss"}"#
+        ),
+        4.0
+    );
+    let stored = sample(&m, "regproxy_storage_bytes");
+    assert!(stored >= layer.len() as f64, "storage bytes {stored}");
+
+    // Access lines and audit records.
+    let logs = server.logs();
+    let access: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("regproxy::access"))
+        .collect();
+    let push_line = access
+        .iter()
+        .find(|l| {
+            l.contains("method=PUT") && l.contains("status=201") && l.contains("/manifests/v1")
+        })
+        .unwrap_or_else(|| panic!("no access line for the manifest PUT:\n{logs}"));
+    for field in [
+        "user=\"hank\"",
+        "action=\"push\"",
+        "repository=\"team/app\"",
+        "reference=\"v1\"",
+        "peer=127.0.0.1:",
+        "http=HTTP/1.1",
+        "bytes_in=",
+        "bytes_out=",
+        "ms=",
+    ] {
+        assert!(push_line.contains(field), "{field} missing in {push_line}");
+    }
+    let blob_line = access
+        .iter()
+        .find(|l| l.contains("method=GET") && l.contains(&lay))
+        .unwrap_or_else(|| panic!("no access line for the blob GET:\n{logs}"));
+    assert!(
+        blob_line.contains(&format!("bytes_out={}", layer.len())),
+        "{blob_line}"
+    );
+    let audit: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("regproxy::audit"))
+        .collect();
+    let has = |needles: &[&str]| audit.iter().any(|l| needles.iter().all(|n| l.contains(n)));
+    assert!(
+        has(&[
+            "event=\"push\"",
+            "user=\"hank\"",
+            "repository=team/app",
+            "tag=\"v1\"",
+            &manifest_digest
+        ]),
+        "{audit:#?}"
+    );
+    assert!(
+        has(&["event=\"delete\"", "user=\"hank\"", &manifest_digest]),
+        "{audit:#?}"
+    );
+    assert!(
+        has(&[
+            "event=\"denied\"",
+            "user=\"alice\"",
+            "action=\"push\"",
+            "repository=\"team/app\""
+        ]),
+        "{audit:#?}"
+    );
+    assert!(
+        has(&["event=\"login_failed\"", "user=\"hank\"", "wrong password"]),
+        "{audit:#?}"
+    );
+    assert!(
+        has(&["event=\"login_failed\"", "unknown user"]),
+        "{audit:#?}"
+    );
+    assert!(
+        has(&["event=\"login_failed\"", "backend=\"token\""]),
+        "{audit:#?}"
+    );
+    // Never a secret, nor a name that may be a mistyped password.
+    for secret in [
+        HANK.1,
+        WRONG_PASSWORD,
+        UNKNOWN_USER,
+        ldap_password("alice"),
+        LDAP_SVC_PW,
+        &token,
+        &hank["Basic ".len()..],
+        &alice["Basic ".len()..],
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "the log holds a secret {secret:?}:\n{logs}"
+        );
+    }
+
+    // Readiness names what is not ready: the directory, then the storage.
+    slapd.stop();
+    let r = http_get(&server.admin_url("/readyz"));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(
+        r.json()["not_ready"],
+        serde_json::json!(["ldap"]),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.json()["checks"]["ldap"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("LDAP server"),
+        "{}",
+        r.text()
+    );
+    let tmp = dir.path().join("data/docker/registry/v2/_regproxy_tmp");
+    std::fs::remove_dir_all(&tmp).unwrap();
+    std::fs::write(&tmp, b"not a directory").unwrap();
+    let r = http_get(&server.admin_url("/readyz"));
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json()["not_ready"],
+        serde_json::json!(["storage", "ldap"]),
+        "{}",
+        r.text()
+    );
+    std::fs::remove_file(&tmp).unwrap();
+    std::fs::create_dir(&tmp).unwrap();
+    slapd.restart();
+    let r = http_get(&server.admin_url("/readyz"));
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn json_log_format_gives_one_object_per_line() {
+    let dir = temp_dir("regproxy-ops-json-");
+    let slapd = Slapd::start(SlapdOpts::default());
+    let config = write_setup(dir.path(), &slapd.url(), "log:\n  format: json\n");
+    let server = serve(&config);
+    let url = server.url();
+    let r = http_request(
+        "GET",
+        &format!("{url}/v2/{REPO}/tags/list"),
+        &[("Authorization", &basic(HANK.0, HANK.1))],
+        None,
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
+    let r = http_request(
+        "GET",
+        &format!("{url}/v2/"),
+        &[("Authorization", &basic(HANK.0, WRONG_PASSWORD))],
+        None,
+    );
+    assert_eq!(r.status, 401);
+    assert!(server.wait_for_log("login_failed", Duration::from_secs(5)));
+    let logs = server.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let access = lines
+        .iter()
+        .find(|v| v["target"] == "regproxy::access" && v["path"] == format!("/v2/{REPO}/tags/list"))
+        .unwrap_or_else(|| panic!("no access object:\n{logs}"));
+    assert_eq!(access["user"], "hank");
+    assert_eq!(access["action"], "pull");
+    assert_eq!(access["repository"], REPO);
+    assert_eq!(access["status"], 404);
+    assert_eq!(access["http"], "HTTP/1.1");
+    assert!(
+        access["timestamp"].is_string() && access["ms"].is_u64() && access["bytes_out"].is_u64()
+    );
+    let failed = lines
+        .iter()
+        .find(|v| v["target"] == "regproxy::audit" && v["event"] == "login_failed")
+        .unwrap();
+    assert_eq!(failed["user"], "hank");
+    assert!(!logs.contains(WRONG_PASSWORD) && !logs.contains(HANK.1));
+    // The listeners are named at startup.
+    assert!(lines.iter().any(|v| v["message"] == "listeners"
+        && v["admin"] == format!("http://{}", server.admin_addr().unwrap())
+        && v["public"] == url));
+}
+
+/// Sends a PATCH's head and half its body on a raw connection.
+fn start_slow_patch(server: &Regproxy, location: &str, auth: &str, data: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "PATCH {location} HTTP/1.1\r\nHost: {}\r\nAuthorization: {auth}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        server.host(),
+        data.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&data[..data.len() / 2]).unwrap();
+    s.flush().unwrap();
+    s
+}
+
+fn sigterm(server: &Regproxy) {
+    // SAFETY: kill(2) on the pid of the server this test started and has
+    // not reaped (its guard is alive); it touches no memory.
+    assert_eq!(
+        unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+}
+
+/// Waits (bounded) for the server to exit; returns its status and how long.
+fn wait_exit(server: &mut Regproxy, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(s) = server.try_exit_status() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+#[test]
+fn sigterm_lets_a_running_upload_finish_then_exits_0() {
+    let dir = temp_dir("regproxy-ops-stop-");
+    let slapd = Slapd::start(SlapdOpts::default());
+    let config = write_setup(dir.path(), &slapd.url(), "shutdown_timeout_secs: 20\n");
+    let mut server = serve(&config);
+    let url = server.url();
+    let hank = basic(HANK.0, HANK.1);
+    let start = http_request(
+        "POST",
+        &format!("{url}/v2/{REPO}/blobs/uploads/"),
+        &[("Authorization", &hank)],
+        None,
+    );
+    let location = start.header("location").unwrap();
+    let data = random_bytes(200_000);
+    let mut conn = start_slow_patch(&server, &location, &hank, &data);
+    assert!(server.wait_for_log("method=POST", Duration::from_secs(5)));
+    sigterm(&server);
+    assert!(
+        server.wait_for_log("shutdown requested", Duration::from_secs(10)),
+        "{}",
+        server.logs()
+    );
+    // New connections are refused while the running request may finish.
+    let refused = (0..50).any(|_| {
+        let r = TcpStream::connect(server.addr()).is_err();
+        if !r {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        r
+    });
+    assert!(refused, "the listener still accepts after SIGTERM");
+    assert!(
+        server.try_exit_status().is_none(),
+        "exited before the upload finished"
+    );
+    conn.write_all(&data[data.len() / 2..]).unwrap();
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let status = wait_exit(&mut server, Duration::from_secs(20)).expect("exited after the drain");
+    assert_eq!(status.code(), Some(0), "{}", server.logs());
+
+    // After a restart the upload goes on where it stopped.
+    let server = serve(&config);
+    let url = server.url();
+    let status = http_request(
+        "GET",
+        &format!("{url}{location}"),
+        &[("Authorization", &hank)],
+        None,
+    );
+    assert_eq!(status.status, 204, "{}", status.text());
+    assert_eq!(
+        status.header("range").unwrap(),
+        format!("0-{}", data.len() - 1)
+    );
+    let digest = format!("sha256:{}", sha256_hex(&data));
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let put = http_request(
+        "PUT",
+        &format!("{url}{location}{sep}digest={digest}"),
+        &[("Authorization", &hank)],
+        None,
+    );
+    assert_eq!(put.status, 201, "{}", put.text());
+    let got = http_request(
+        "GET",
+        &format!("{url}/v2/{REPO}/blobs/{digest}"),
+        &[("Authorization", &hank)],
+        None,
+    );
+    assert_eq!(sha256_hex(&got.body), sha256_hex(&data));
+}
+
+#[test]
+fn an_upload_cut_by_the_shutdown_timeout_is_retried_after_restart() {
+    let dir = temp_dir("regproxy-ops-cut-");
+    let slapd = Slapd::start(SlapdOpts::default());
+    let config = write_setup(dir.path(), &slapd.url(), "shutdown_timeout_secs: 1\n");
+    let mut server = serve(&config);
+    let url = server.url();
+    let hank = basic(HANK.0, HANK.1);
+    let start = http_request(
+        "POST",
+        &format!("{url}/v2/{REPO}/blobs/uploads/"),
+        &[("Authorization", &hank)],
+        None,
+    );
+    let location = start.header("location").unwrap();
+    let data = random_bytes(200_000);
+    let conn = start_slow_patch(&server, &location, &hank, &data);
+    assert!(server.wait_for_log("method=POST", Duration::from_secs(5)));
+    sigterm(&server);
+    // The client never sends the rest: the stop waits 1 s, then exits 0.
+    let status = wait_exit(&mut server, Duration::from_secs(15)).expect("exited after the timeout");
+    assert_eq!(status.code(), Some(0), "{}", server.logs());
+    assert!(
+        server.logs().contains("did not finish in time"),
+        "{}",
+        server.logs()
+    );
+    drop(conn);
+
+    // After the restart the client retries: the upload URL still answers
+    // with what was kept, and a fresh monolithic upload succeeds.
+    let server = serve(&config);
+    let url = server.url();
+    let kept = http_request(
+        "GET",
+        &format!("{url}{location}"),
+        &[("Authorization", &hank)],
+        None,
+    );
+    assert!(
+        kept.status == 204 || kept.status == 404,
+        "{} {}",
+        kept.status,
+        kept.text()
+    );
+    let digest = push_blob(&url, &hank, &data);
+    let got = http_request(
+        "GET",
+        &format!("{url}/v2/{REPO}/blobs/{digest}"),
+        &[("Authorization", &hank)],
+        None,
+    );
+    assert_eq!(got.status, 200);
+    assert_eq!(sha256_hex(&got.body), sha256_hex(&data));
+}
+
+#[test]
+fn sighup_rereads_users_even_when_the_file_looks_unchanged() {
+    let dir = temp_dir("regproxy-ops-hup-");
+    let slapd = Slapd::start(SlapdOpts::default());
+    let config = write_setup(dir.path(), &slapd.url(), "");
+    let server = serve(&config);
+    let url = server.url();
+    let htpasswd = dir.path().join("htpasswd");
+    let get = |pw: &str| {
+        http_request(
+            "GET",
+            &format!("{url}/v2/"),
+            &[("Authorization", &basic(HANK.0, pw))],
+            None,
+        )
+        .status
+    };
+    assert_eq!(get(HANK.1), 200);
+    // A new password of the same length, with the old modification time:
+    // the 2-second check cannot see it.
+    let before = std::fs::metadata(&htpasswd).unwrap().modified().unwrap();
+    add_users(&htpasswd, &[(HANK.0, "hank-Secret-2")]);
+    std::fs::File::options()
+        .write(true)
+        .open(&htpasswd)
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(get("hank-Secret-2"), 401, "reloaded without SIGHUP");
+    // SAFETY: kill(2) on the pid of the server this test started.
+    assert_eq!(
+        unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGHUP) },
+        0
+    );
+    assert!(
+        server.wait_for_log("reloaded users", Duration::from_secs(5)),
+        "{}",
+        server.logs()
+    );
+    assert_eq!(get("hank-Secret-2"), 200);
+    assert_eq!(get(HANK.1), 401);
+}
