@@ -46,6 +46,22 @@ fn check(config: &Path) -> Result<(), CliError> {
             None => eprintln!("warning: {}: {}", config.display(), w.message),
         }
     }
+    let files = config::check_files(&c);
+    if !files.problems.is_empty() {
+        let mut message = format!(
+            "{} names files with {} problem(s):",
+            config.display(),
+            files.problems.len()
+        );
+        for p in &files.problems {
+            message.push_str(&format!("\n  {p}"));
+        }
+        return Err(CliError::new(
+            message,
+            "fix or replace the files above (or the keys in proxy.yaml that name them)",
+        )
+        .with_code(64));
+    }
     println!("{}: OK", config.display());
     println!("  listen: {}", c.listen);
     println!("  storage.filesystem.root: {}", c.storage_root.display());
@@ -103,5 +119,20 @@ fn check(config: &Path) -> Result<(), CliError> {
         "  uploads: idle ones purged after {}",
         secs(s.upload_max_idle)
     );
+    match c.admin {
+        Some(a) => println!("  admin: http://{a} (/healthz, /readyz, /metrics)"),
+        None => println!("  admin: off"),
+    }
+    println!(
+        "  log: {}; shutdown waits up to {} s",
+        match c.log_format {
+            config::LogFormat::Text => "text",
+            config::LogFormat::Json => "json",
+        },
+        c.shutdown_timeout.as_secs()
+    );
+    for n in &files.notes {
+        println!("  note: {n}");
+    }
     Ok(())
 }

@@ -88,6 +88,12 @@ impl CliError {
 }
 
 impl CliError {
+    /// The same error with another exit code (64: a bad config).
+    pub(crate) fn with_code(mut self, code: u8) -> CliError {
+        self.code = code;
+        self
+    }
+
     /// Exit with `code` and no message (the output already said it all).
     pub(crate) fn silent(code: u8) -> CliError {
         CliError {

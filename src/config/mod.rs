@@ -3,6 +3,7 @@
 //! once, each with its file and line ([`problems`]).
 
 mod auth;
+mod files;
 mod limits;
 mod ops;
 mod problems;
@@ -21,6 +22,7 @@ use crate::tls::certs::SubjectNames;
 use crate::tls::TlsMode;
 
 use auth::{default_auth, parse_auth};
+pub use files::{check_files, FileReport};
 pub use limits::Limits;
 pub use ops::LogFormat;
 use problems::{find_key_line, parse_collecting};
