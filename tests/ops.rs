@@ -4,6 +4,8 @@
 //! secret, with every credential kind used), a graceful stop during an
 //! upload (exit 0, the client's retry succeeds after the restart) and
 //! SIGHUP reloading users.
+//!
+//! Long file: the operations tests share one setup (htpasswd + slapd + rules) and its push and raw-upload helpers; most of the length is rustfmt's layout of long assertion lists.
 
 mod common;
 
@@ -550,6 +552,19 @@ fn start_slow_patch(server: &Regproxy, location: &str, auth: &str, data: &[u8]) 
     s
 }
 
+/// Waits (bounded) until the server is reading the PATCH (the
+/// active-uploads gauge says 1), so the stop finds a request in flight.
+fn wait_upload_in_progress(server: &Regproxy) {
+    for _ in 0..200 {
+        let m = http_get(&server.admin_url("/metrics")).text();
+        if m.lines().any(|l| l == "regproxy_active_uploads 1") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("the PATCH never started on the server:\n{}", server.logs());
+}
+
 fn sigterm(server: &Regproxy) {
     // SAFETY: kill(2) on the pid of the server this test started and has
     // not reaped (its guard is alive); it touches no memory.
@@ -588,7 +603,7 @@ fn sigterm_lets_a_running_upload_finish_then_exits_0() {
     let location = start.header("location").unwrap();
     let data = random_bytes(200_000);
     let mut conn = start_slow_patch(&server, &location, &hank, &data);
-    assert!(server.wait_for_log("method=POST", Duration::from_secs(5)));
+    wait_upload_in_progress(&server);
     sigterm(&server);
     assert!(
         server.wait_for_log("shutdown requested", Duration::from_secs(10)),
@@ -665,7 +680,7 @@ fn an_upload_cut_by_the_shutdown_timeout_is_retried_after_restart() {
     let location = start.header("location").unwrap();
     let data = random_bytes(200_000);
     let conn = start_slow_patch(&server, &location, &hank, &data);
-    assert!(server.wait_for_log("method=POST", Duration::from_secs(5)));
+    wait_upload_in_progress(&server);
     sigterm(&server);
     // The client never sends the rest: the stop waits 1 s, then exits 0.
     let status = wait_exit(&mut server, Duration::from_secs(15)).expect("exited after the timeout");
