@@ -184,10 +184,10 @@ fn ctr_pushes_and_pulls_through_the_token_flow() {
     );
     let versions: std::collections::BTreeSet<&str> = logs
         .lines()
-        .filter(|l| l.contains(" request ") || l.ends_with(" request"))
-        .filter_map(|l| l.split(" version=").nth(1))
+        .filter(|l| l.contains("regproxy::access"))
+        .filter_map(|l| l.split(" http=").nth(1))
         .filter_map(|v| v.split(' ').next())
         .collect();
-    assert!(!versions.is_empty(), "request lines carry version=: {logs}");
+    assert!(!versions.is_empty(), "access lines carry http=: {logs}");
     eprintln!("ctr spoke: {versions:?}");
 }
