@@ -35,6 +35,8 @@ TOOLS=(
   "/usr/bin/ctr:containerd"
   "/usr/sbin/nginx:nginx"           # the benchmark's static TLS ceiling
   "wrk:wrk"                         # the benchmark's request rates
+  "/usr/bin/chromium:chromium"      # the web UI's browser tests (headless)
+  "/usr/bin/chromedriver:chromium-driver"
 )
 
 have() {

@@ -3,7 +3,7 @@
 //!
 //! Layers, in the order a request flows through them:
 //! [`cli`] -> [`config`] -> [`proxy`] (listener, per-request pipeline) ->
-//! [`auth`] -> [`registry`] (routes, names, digests, uploads, manifests,
+//! [`ui`] (the web pages, for `/ui/`) -> [`auth`] -> [`registry`] (routes, names, digests, uploads, manifests,
 //! storage).
 
 pub mod auth;
@@ -16,3 +16,4 @@ pub mod proxy;
 pub mod registry;
 pub mod reload;
 pub mod tls;
+pub mod ui;

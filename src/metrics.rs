@@ -30,6 +30,8 @@ pub enum RouteKind {
     Upload,
     Referrers,
     Token,
+    /// The web UI's pages.
+    Ui,
     Other,
 }
 
@@ -44,6 +46,7 @@ impl RouteKind {
             RouteKind::Upload => "upload",
             RouteKind::Referrers => "referrers",
             RouteKind::Token => "token",
+            RouteKind::Ui => "ui",
             RouteKind::Other => "other",
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod acl;
 mod basic;
+mod browser;
 pub mod cache;
 mod challenge;
 mod endpoint;
@@ -19,6 +20,7 @@ pub mod ldap;
 mod login;
 mod revalidate;
 pub mod secret;
+pub mod session;
 mod settings;
 pub mod token;
 mod verified;
@@ -41,6 +43,7 @@ use htpasswd::HtpasswdStore;
 use identity::Source;
 use ldap::LdapBackend;
 use login::DummyHashes;
+use session::SessionStore;
 use std::sync::RwLock;
 use token::{ResourceActions, TokenService};
 
@@ -112,6 +115,8 @@ pub struct Authorizer {
     auth: Option<Arc<Auth>>,
     /// Swapped whole on reload: a request sees the old rules or the new.
     policy: Arc<RwLock<Arc<Policy>>>,
+    /// The web UI's signed-in browsers.
+    sessions: Arc<SessionStore>,
 }
 
 /// The state behind enabled authentication.
@@ -137,6 +142,7 @@ impl Authorizer {
         Authorizer {
             auth: None,
             policy: Arc::new(RwLock::new(Arc::new(Policy::open()))),
+            sessions: Arc::default(),
         }
     }
 
@@ -195,6 +201,7 @@ impl Authorizer {
         Ok(Authorizer {
             auth: Some(auth),
             policy: Arc::new(RwLock::new(Arc::new(policy))),
+            sessions: Arc::default(),
         })
     }
 

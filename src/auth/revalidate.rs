@@ -27,7 +27,7 @@ impl Auth {
     pub(super) fn verify_access(&self, token: &str) -> Result<Arc<Claims>, Why> {
         let claims = (self.tokens.verify_access(token))
             .map_err(|e| why_not(e, Why::BadToken, Why::ExpiredToken))?;
-        if claims.src == Source::Htpasswd && !self.htpasswd_matches(&claims) {
+        if claims.src == Source::Htpasswd && !self.htpasswd_matches(&claims.sub, claims.pwv.as_deref()) {
             return Err(Why::UserChanged);
         }
         Ok(claims)
@@ -35,60 +35,74 @@ impl Auth {
 
     /// The identity a refresh token stands for now.
     pub(super) async fn refresh(&self, token: &str) -> Result<Identity, AuthError> {
-        let changed = || AuthError::unauthorized(Why::UserChanged);
         let claims = (self.tokens.verify(token, Use::Refresh)).map_err(|e| {
             AuthError::unauthorized(why_not(e, Why::BadRefresh, Why::ExpiredRefresh))
         })?;
+        if claims.src == Source::Anonymous {
+            return Err(AuthError::unauthorized(Why::BadRefresh));
+        }
+        self.recheck(&Identity {
+            user: claims.sub,
+            groups: claims.groups,
+            source: claims.src,
+            version: claims.pwv,
+        })
+        .await
+    }
+
+    /// The identity of a login (a refresh token's, a UI session's) as its
+    /// backend has it now: htpasswd at once (the name and password version
+    /// must match), LDAP through the look-up cache. A user that is gone or
+    /// changed is refused with [`Why::UserChanged`].
+    pub(super) async fn recheck(&self, id: &Identity) -> Result<Identity, AuthError> {
+        let changed = || AuthError::unauthorized(Why::UserChanged);
         let position = |b: Backend| self.order.iter().position(|x| *x == b);
-        match claims.src {
+        match id.source {
             Source::Htpasswd => {
-                if position(Backend::Htpasswd).is_none() || !self.htpasswd_matches(&claims) {
+                if position(Backend::Htpasswd).is_none()
+                    || !self.htpasswd_matches(&id.user, id.version.as_deref())
+                {
                     return Err(changed());
                 }
                 Ok(Identity {
-                    user: claims.sub,
+                    user: id.user.clone(),
                     groups: Vec::new(),
                     source: Source::Htpasswd,
-                    version: claims.pwv,
+                    version: id.version.clone(),
                 })
             }
             Source::Ldap => {
                 let (Some(ldap), Some(i)) = (&self.ldap, position(Backend::Ldap)) else {
                     return Err(changed());
                 };
-                if self.known_before(i, &claims.sub) {
+                if self.known_before(i, &id.user) {
                     return Err(changed());
                 }
                 if !ldap.can_look_up() {
-                    // This token lives only the cache TTL: the login's
-                    // groups stand until then, as for a cached login.
-                    return Ok(Identity {
-                        user: claims.sub,
-                        groups: claims.groups,
-                        source: Source::Ldap,
-                        version: claims.pwv,
-                    });
+                    // Such a login lives only the cache TTL: its groups
+                    // stand until then, as for a cached login.
+                    return Ok(id.clone());
                 }
-                let found = match self.lookups.get(&claims.sub) {
+                let found = match self.lookups.get(&id.user) {
                     Some(found) => found,
                     None => {
-                        let found = ldap.look_up(&claims.sub).await.map_err(|u| {
+                        let found = ldap.look_up(&id.user).await.map_err(|u| {
                             tracing::warn!(reason = %u.reason, "a refresh could not be checked");
                             AuthError::Unavailable(u)
                         })?;
-                        self.lookups.insert(&claims.sub, found.clone());
+                        self.lookups.insert(&id.user, found.clone());
                         found
                     }
                 };
                 match found {
-                    Some(id) if id.version == claims.pwv => Ok(id),
+                    Some(now) if now.version == id.version => Ok(now),
                     _ => {
-                        tracing::info!(user = %claims.sub, "refresh refused: the directory entry is gone or changed");
+                        tracing::info!(user = %id.user, "refresh refused: the directory entry is gone or changed");
                         Err(changed())
                     }
                 }
             }
-            Source::Anonymous => Err(AuthError::unauthorized(Why::BadRefresh)),
+            Source::Anonymous => Err(changed()),
         }
     }
 
@@ -109,11 +123,11 @@ impl Auth {
         }
     }
 
-    fn htpasswd_matches(&self, claims: &Claims) -> bool {
+    fn htpasswd_matches(&self, user: &str, version: Option<&str>) -> bool {
         let current = (self.htpasswd.as_ref())
-            .and_then(|s| s.get(&claims.sub))
+            .and_then(|s| s.get(user))
             .map(|u| u.version);
-        current.is_some() && current == claims.pwv
+        current.is_some() && current.as_deref() == version
     }
 }
 

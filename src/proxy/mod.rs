@@ -96,6 +96,11 @@ impl Server {
             trust_forwarded_headers: config.trust_forwarded_headers,
             scheme: if tls.is_some() { "https" } else { "http" },
             ca_pem: tls.as_ref().and_then(|t| t.ca_pem.clone()),
+            gc: GcOptions {
+                dry_run: false,
+                untagged: config.space.gc_untagged,
+                grace: config.space.gc_grace,
+            },
         });
         let space = &config.space;
         Ok(Server {

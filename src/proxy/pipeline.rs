@@ -24,6 +24,8 @@ pub struct Front {
     pub trust_forwarded_headers: bool,
     pub scheme: &'static str,
     pub ca_pem: Option<Bytes>,
+    /// What the web UI's GC button does (the scheduled collection's options).
+    pub gc: crate::registry::gc::GcOptions,
 }
 
 fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
@@ -65,6 +67,20 @@ impl Front {
         B: http_body::Body<Data = Bytes> + Send + Sync + Unpin + 'static,
         B::Error: Into<response::BoxError>,
     {
+        if crate::ui::owns(req.uri().path()) {
+            record.set_kind(RouteKind::Ui);
+            let secure = self.scheme == "https"
+                || (self.trust_forwarded_headers
+                    && req.headers().get("x-forwarded-proto").is_some_and(|v| v == "https"));
+            let ui = crate::ui::Ui {
+                registry: &self.registry,
+                authorizer: &self.authorizer,
+                secure,
+                ca_pem: self.ca_pem.as_ref(),
+                gc: self.gc,
+            };
+            return ui.handle(req, peer).await;
+        }
         let front_page = matches!(req.uri().path(), "/" | "/ca.crt");
         if front_page && !matches!(*req.method(), Method::GET | Method::HEAD) {
             return response::error(&OciError::MethodNotAllowed {
@@ -73,11 +89,12 @@ impl Front {
             });
         }
         match req.uri().path() {
+            "/" if wants_html(req.headers()) => return see_other("/ui/"),
             "/" => {
                 return text(
                     StatusCode::OK,
                     "text/plain; charset=utf-8",
-                    "regproxy container registry: the API is at /v2/, the CA certificate at /ca.crt\n",
+                    "regproxy container registry: the API is at /v2/, the web UI at /ui/, the CA certificate at /ca.crt\n",
                 )
             }
             "/ca.crt" => {
@@ -181,6 +198,23 @@ impl Front {
             None => String::new(),
         }
     }
+}
+
+/// Whether a request to `/` comes from a browser (it accepts HTML).
+fn wants_html(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
+}
+
+fn see_other(to: &'static str) -> Response<Body> {
+    let mut r = response::status(StatusCode::SEE_OTHER);
+    r.headers_mut()
+        .insert(http::header::LOCATION, HeaderValue::from_static(to));
+    r.headers_mut().insert(CONTENT_LENGTH, 0.into());
+    r
 }
 
 /// Makes an answer to `HEAD` headers-only: `Content-Length` stays what `GET`

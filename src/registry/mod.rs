@@ -6,6 +6,7 @@
 //! the authorization step having run.
 
 pub mod blobs;
+pub mod browse;
 pub mod cache;
 pub mod error;
 pub mod gc;

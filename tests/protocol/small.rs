@@ -1,5 +1,6 @@
 //! The small points: an unparsable `Range` is ignored, `/` and `/ca.crt`
-//! answer only GET and HEAD, and IP-address SNI is not a logged warning.
+//! answer only GET and HEAD, `/` sends browsers to the web UI, and
+//! IP-address SNI is not a logged warning.
 
 use super::*;
 
@@ -57,6 +58,27 @@ async fn front_pages_allow_only_get_and_head() {
                 );
             }
         }
+    }
+}
+
+/// A browser (it accepts HTML) at `/` is sent to the web UI; other
+/// clients still get the plain-text pointer.
+#[tokio::test]
+async fn the_front_page_sends_browsers_to_the_web_ui() {
+    let s = TlsServer::start("").await;
+    let html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for proto in PROTOCOLS {
+        for method in [Method::GET, Method::HEAD] {
+            let r = send(&s, proto, method.clone(), "/", &[("accept", html)], None).await;
+            assert_eq!(r.status(), 303, "{proto:?} {method} / from a browser");
+            assert_eq!(
+                r.headers().get("location").and_then(|v| v.to_str().ok()),
+                Some("/ui/")
+            );
+        }
+        let r = send(&s, proto, Method::GET, "/", &[], None).await;
+        assert_eq!(r.status(), 200, "{proto:?} GET / without Accept");
+        assert!(r.text().await.unwrap().contains("/ui/"));
     }
 }
 

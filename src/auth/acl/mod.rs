@@ -134,6 +134,16 @@ impl Policy {
         self.member_of.get(user).cloned().unwrap_or_default()
     }
 
+    /// Whether `subject` may do everything (an admin; everyone without
+    /// logins, every logged-in user without an `access:` section).
+    pub fn is_admin(&self, subject: &Subject) -> bool {
+        match self.mode {
+            Mode::Open => true,
+            Mode::NoRules => subject.user.is_some(),
+            Mode::Rules => self.admins.iter().any(|a| a.matches(subject)),
+        }
+    }
+
     /// Decides whether `subject` may do `action` on `repo`.
     pub fn decide(&self, subject: &Subject, repo: &RepoName, action: Action) -> Decision {
         match self.mode {
