@@ -114,8 +114,8 @@ pub fn repo(viewer: &Viewer<'_>, p: &RepoPage<'_>) -> Markup {
                             tr.tag data-tag=(tag) {
                                 td { a href=(manifest_path(name, tag)) { (tag) } }
                                 td { code title=(t.digest) { (short(&t.digest.to_string())) } }
-                                td { (human_bytes(t.size)) }
-                                td { (t.created.as_deref().unwrap_or("")) }
+                                td.nowrap { (human_bytes(t.size)) }
+                                td.nowrap { (t.created.as_deref().unwrap_or("")) }
                                 td.platforms { @for pl in &t.platforms { span.platform { (pl.platform) } " " } }
                                 td { (pull_line(p.host, name, tag)) }
                                 @if p.may_delete {
@@ -154,10 +154,10 @@ pub fn manifest(viewer: &Viewer<'_>, repo: &str, m: &ManifestView, host: &str, m
                     tbody {
                         @for pl in &m.platforms {
                             tr {
-                                td.platform { (pl.platform) }
+                                td { span.platform { (pl.platform) } }
                                 td { a href=(manifest_path(repo, &pl.digest.to_string())) { code { (short(&pl.digest.to_string())) } } }
-                                td { (human_bytes(pl.size)) }
-                                td { (pl.created.as_deref().unwrap_or("")) }
+                                td.nowrap { (human_bytes(pl.size)) }
+                                td.nowrap { (pl.created.as_deref().unwrap_or("")) }
                             }
                         }
                     }
@@ -206,9 +206,10 @@ pub fn confirm_delete(viewer: &Viewer<'_>, repo: &str, reference: &str) -> Marku
             }
             form method="post" action=(delete_path(repo, reference)) {
                 (csrf_field(viewer.csrf))
-                button.danger #confirm-delete type="submit" { "Delete" }
-                " "
-                a href=(repo_path(repo)) { "Cancel" }
+                div.actions {
+                    button.danger #confirm-delete type="submit" { "Delete" }
+                    a href=(repo_path(repo)) { "Cancel" }
+                }
             }
         },
     )

@@ -145,11 +145,23 @@ fn cookies_carry_their_flags_and_pages_their_headers() {
     let r = Client::try_sign_in(&site.server.url(), evil, "x");
     assert_eq!(r.status, 401);
     assert!(!r.text().contains(evil) && r.text().contains("&lt;script&gt;"), "{}", r.text());
+}
 
-    // Over TLS the cookies are also Secure (curl trusts the test's CA).
-    let tls = site_tls();
+/// The text of an HTML page with maud's escapes undone.
+fn unescape(html: &str) -> String {
+    html.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn over_tls_cookies_are_secure_and_the_connect_page_prints_the_trust_commands() {
+    let tls = site(true);
     let ca = tls.dir.path().join("certs/ca.crt");
     let url = tls.server.url();
+    // Over TLS the cookies are also Secure (curl trusts the test's CA).
     let (status, head) = common::curl(&ca, &["-s", "-D", "-", "-o", "/dev/null", &format!("{url}/ui/login")]);
     assert_eq!(status, 200);
     let line = head
@@ -169,10 +181,35 @@ fn cookies_carry_their_flags_and_pages_their_headers() {
         .find(|l| l.to_lowercase().starts_with("set-cookie: regproxy_session="))
         .unwrap_or_else(|| panic!("no session cookie: {head}"));
     assert_flags(line, true);
-}
 
-fn site_tls() -> fixture::Site {
-    site(true)
+    // "Connect a machine" shows what `regproxy trust` prints for the host
+    // and port the browser used: the fingerprint and the whole block.
+    let (status, page) = common::curl(&ca, &[&format!("{url}/ui/connect")]);
+    assert_eq!(status, 200);
+    let page = unescape(&page);
+    let out = common::run_ok(
+        std::process::Command::new(env!("CARGO_BIN_EXE_regproxy"))
+            .args(["trust", "--host", "127.0.0.1", "--port", &tls.server.port().to_string(), "--certs"])
+            .arg(tls.dir.path().join("certs")),
+        Duration::from_secs(20),
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    let fingerprint = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("CA fingerprint (SHA-256): "))
+        .expect("a fingerprint line");
+    assert!(page.contains(fingerprint), "{page}");
+    let block: Vec<&str> = printed
+        .lines()
+        .skip_while(|l| l.trim() != "(")
+        .take_while(|l| l.trim() != ")")
+        .collect();
+    assert!(block.len() > 8, "{printed}");
+    for line in block {
+        assert!(page.contains(line), "the page lacks {line:?}:\n{page}");
+    }
+    assert!(page.contains(&format!("docker login {}", tls.server.host())));
+    assert!(page.contains("href=\"/ca.crt\""), "a CA download link");
 }
 
 /// Polls (bounded) until `f` is true.

@@ -2,7 +2,8 @@
 //! talks to: started on a free loopback port, driving Debian's headless
 //! Chromium with a fresh profile, stopped by pid (also when a test fails).
 //!
-//! Only what the UI tests use: open a URL, find elements by CSS selector,
+//! Chromium processes left by a failed session are found by their
+//! profile directory and stopped by pid. Only what the UI tests use: open a URL, find elements by CSS selector,
 //! type, click, read text and the page source, take screenshots.
 
 use std::path::{Path, PathBuf};
@@ -234,6 +235,24 @@ impl Drop for Browser {
             let _ = self.runtime.block_on(async move { req.send().await });
         }
         self.driver.terminate(Duration::from_secs(5));
+        kill_leftovers(self._profile.path());
+    }
+}
+
+/// Chromium processes of this browser's profile still running (when the
+/// session could not be ended, e.g. after a failed test): stopped by pid.
+fn kill_leftovers(profile: &Path) {
+    let needle = format!("--user-data-dir={}", profile.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).split('\0').any(|a| a == needle) {
+            // SAFETY: kill(2) with a pid read from /proc and a plain signal.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
 }
 
