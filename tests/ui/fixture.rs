@@ -151,12 +151,18 @@ pub fn config_yaml(dir: &Path, tls: bool) -> String {
 /// Pushes the images, then serves them with logins (plain HTTP, or TLS
 /// with the built-in CA).
 pub fn site(tls: bool) -> Site {
+    site_with(|dir| config_yaml(dir, tls))
+}
+
+/// Pushes the images, adds the htpasswd users, then serves the data with
+/// the config `yaml(dir)` makes.
+pub fn site_with(yaml: impl FnOnce(&Path) -> String) -> Site {
     let dir = common::temp_dir("regproxy-ui-");
     let data = dir.path().join("data");
     let pushed = push_all(&data);
     let users: Vec<(&str, &str)> = USERS.iter().map(|u| (*u, PASSWORD)).collect();
     common::add_users(&dir.path().join("htpasswd"), &users);
-    let config = common::write_config(dir.path(), &config_yaml(dir.path(), tls));
+    let config = common::write_config(dir.path(), &yaml(dir.path()));
     let server = common::serve_config(&config, &data);
     Site { server, pushed, dir }
 }

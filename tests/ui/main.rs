@@ -11,5 +11,6 @@ mod common;
 
 mod browser;
 mod fixture;
+mod ldap;
 mod security;
 mod webdriver;
