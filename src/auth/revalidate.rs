@@ -27,7 +27,9 @@ impl Auth {
     pub(super) fn verify_access(&self, token: &str) -> Result<Arc<Claims>, Why> {
         let claims = (self.tokens.verify_access(token))
             .map_err(|e| why_not(e, Why::BadToken, Why::ExpiredToken))?;
-        if claims.src == Source::Htpasswd && !self.htpasswd_matches(&claims.sub, claims.pwv.as_deref()) {
+        if claims.src == Source::Htpasswd
+            && !self.htpasswd_matches(&claims.sub, claims.pwv.as_deref())
+        {
             return Err(Why::UserChanged);
         }
         Ok(claims)

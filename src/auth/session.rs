@@ -98,7 +98,10 @@ impl SessionStore {
         if entries.len() >= MAX_SESSIONS {
             entries.retain(|_, e| e.expires > now);
             if entries.len() >= MAX_SESSIONS {
-                let oldest = entries.iter().min_by_key(|(_, e)| e.created).map(|(k, _)| *k);
+                let oldest = entries
+                    .iter()
+                    .min_by_key(|(_, e)| e.created)
+                    .map(|(k, _)| *k);
                 if let Some(k) = oldest {
                     entries.remove(&k);
                 }

@@ -71,7 +71,10 @@ impl Front {
             record.set_kind(RouteKind::Ui);
             let secure = self.scheme == "https"
                 || (self.trust_forwarded_headers
-                    && req.headers().get("x-forwarded-proto").is_some_and(|v| v == "https"));
+                    && req
+                        .headers()
+                        .get("x-forwarded-proto")
+                        .is_some_and(|v| v == "https"));
             let ui = crate::ui::Ui {
                 registry: &self.registry,
                 authorizer: &self.authorizer,

@@ -129,7 +129,10 @@ impl Registry {
     }
 
     /// One manifest, by tag or digest (a `Manifest` proof for pull).
-    pub async fn browse_manifest(&self, access: &Authorized) -> Result<ManifestView, RegistryError> {
+    pub async fn browse_manifest(
+        &self,
+        access: &Authorized,
+    ) -> Result<ManifestView, RegistryError> {
         let (Route::Manifest(repo, reference), Some(Action::Pull)) =
             (access.route(), access.action())
         else {
@@ -139,7 +142,10 @@ impl Registry {
         let (tag, digest) = match reference {
             Reference::Tag(t) => (
                 Some(t.to_string()),
-                storage.resolve_tag(repo, t).await?.ok_or(OciError::ManifestUnknown)?,
+                storage
+                    .resolve_tag(repo, t)
+                    .await?
+                    .ok_or(OciError::ManifestUnknown)?,
             ),
             Reference::Digest(d) if storage.manifest_linked(repo, d).await? => (None, d.clone()),
             Reference::Digest(_) => return Err(OciError::ManifestUnknown.into()),

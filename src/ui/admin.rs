@@ -84,7 +84,10 @@ pub fn connect(viewer: &Viewer<'_>, host: &str, port: u16, ca_pem: Option<&[u8]>
     // The lines after the block and the login line: k3s, the OS store.
     let elsewhere = fingerprint.as_ref().map(|fp| {
         let text = trust::instructions(host, port, fp);
-        let lines: Vec<&str> = text.lines().skip_while(|l| !l.starts_with("Elsewhere")).collect();
+        let lines: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Elsewhere"))
+            .collect();
         lines.join("\n")
     });
     page(

@@ -43,15 +43,18 @@ pub async fn dispatch(ui: &Ui<'_>, parts: &Parts, form: Option<Form>, peer: Sock
     let read = m == Method::GET || m == Method::HEAD;
     match (&page, read) {
         (Page::Asset(name), true) => {
-            return ASSETS
-                .iter()
-                .find(|(n, _, _)| n == name)
-                .map_or_else(|| nf(&Viewer::NOBODY), |(_, ct, text)| wire::asset(ct, text))
+            return ASSETS.iter().find(|(n, _, _)| n == name).map_or_else(
+                || nf(&Viewer::NOBODY),
+                |(_, ct, text)| wire::asset(ct, text),
+            )
         }
         (Page::NotFound, _) => return nf(&Viewer::NOBODY),
         (Page::Login, false) if m == Method::POST => return sign_in(ui, parts, form, peer).await,
         _ if !read && m != Method::POST => {
-            return wire::plain(StatusCode::METHOD_NOT_ALLOWED, "the web UI takes GET and POST only")
+            return wire::plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "the web UI takes GET and POST only",
+            )
         }
         _ => {}
     }
@@ -66,7 +69,12 @@ pub async fn dispatch(ui: &Ui<'_>, parts: &Parts, form: Option<Form>, peer: Sock
     let session = match session {
         Some(s) => Some(s),
         None => ui.authorizer.anonymous_session().map(|started| {
-            new_cookie = Some(wire::set_cookie(SESSION_COOKIE, &started.cookie_value, started.max_age, ui.secure));
+            new_cookie = Some(wire::set_cookie(
+                SESSION_COOKIE,
+                &started.cookie_value,
+                started.max_age,
+                ui.secure,
+            ));
             started.session
         }),
     };
@@ -137,9 +145,10 @@ fn csrf_refused(viewer: &Viewer<'_>) -> Resp {
 /// The page for an authorization refusal.
 fn auth_problem(viewer: &Viewer<'_>, e: AuthError) -> Resp {
     match e {
-        AuthError::Route(OciError::MethodNotAllowed { .. }) => {
-            wire::plain(StatusCode::METHOD_NOT_ALLOWED, "this page does not take that method")
-        }
+        AuthError::Route(OciError::MethodNotAllowed { .. }) => wire::plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this page does not take that method",
+        ),
         AuthError::Route(_) => nf(viewer),
         AuthError::Unauthorized { .. } => wire::redirect("/ui/login"),
         AuthError::Denied { action, .. } => wire::html(
@@ -232,9 +241,17 @@ async fn sign_in(ui: &Ui<'_>, parts: &Parts, form: Option<Form>, peer: SocketAdd
         Ok(started) => {
             let mut r = wire::redirect("/ui/");
             let h = r.headers_mut();
-            let c = wire::set_cookie(SESSION_COOKIE, &started.cookie_value, started.max_age, ui.secure);
+            let c = wire::set_cookie(
+                SESSION_COOKIE,
+                &started.cookie_value,
+                started.max_age,
+                ui.secure,
+            );
             h.append(header::SET_COOKIE, c);
-            h.append(header::SET_COOKIE, wire::set_cookie(LOGIN_COOKIE, "", Duration::ZERO, ui.secure));
+            h.append(
+                header::SET_COOKIE,
+                wire::set_cookie(LOGIN_COOKIE, "", Duration::ZERO, ui.secure),
+            );
             r
         }
         Err(AuthError::Unauthorized { .. }) => login_form(
@@ -276,14 +293,20 @@ async fn catalog(ctx: &Ctx<'_>) -> Resp {
         Ok(mut repos) => {
             let needle = q.trim().to_lowercase();
             repos.retain(|r| r.contains(&needle));
-            wire::html(StatusCode::OK, pages::catalog(&ctx.viewer, &repos, q.trim()))
+            wire::html(
+                StatusCode::OK,
+                pages::catalog(&ctx.viewer, &repos, q.trim()),
+            )
         }
         Err(e) => registry_problem(&ctx.viewer, e),
     }
 }
 
 async fn repository(ctx: &Ctx<'_>, repo: RepoName) -> Resp {
-    let may_delete = ctx.ui.authorizer.session_may(ctx.session, &repo, Action::Delete);
+    let may_delete = ctx
+        .ui
+        .authorizer
+        .session_may(ctx.session, &repo, Action::Delete);
     let access = match authorize(ctx, Route::Tags(repo), &Method::GET) {
         Ok(a) => a,
         Err(r) => return r,
@@ -306,14 +329,23 @@ async fn repository(ctx: &Ctx<'_>, repo: RepoName) -> Resp {
 }
 
 async fn manifest(ctx: &Ctx<'_>, repo: RepoName, r: Reference) -> Resp {
-    let may_delete = ctx.ui.authorizer.session_may(ctx.session, &repo, Action::Delete);
+    let may_delete = ctx
+        .ui
+        .authorizer
+        .session_may(ctx.session, &repo, Action::Delete);
     let access = match authorize(ctx, Route::Manifest(repo.clone(), r), &Method::GET) {
         Ok(a) => a,
         Err(r) => return r,
     };
     match ctx.ui.registry.browse_manifest(&access).await {
         Ok(view) => {
-            let page = pages::manifest(&ctx.viewer, repo.as_str(), &view, &host_of(ctx.parts), may_delete);
+            let page = pages::manifest(
+                &ctx.viewer,
+                repo.as_str(),
+                &view,
+                &host_of(ctx.parts),
+                may_delete,
+            );
             wire::html(StatusCode::OK, page)
         }
         Err(e) => registry_problem(&ctx.viewer, e),
@@ -327,7 +359,11 @@ async fn may_delete(ctx: &Ctx<'_>, repo: &RepoName, r: &Reference) -> Result<Aut
     if let Err(e) = ctx.ui.registry.browse_manifest(&pull).await {
         return Err(registry_problem(&ctx.viewer, e));
     }
-    authorize(ctx, Route::Manifest(repo.clone(), r.clone()), &Method::DELETE)
+    authorize(
+        ctx,
+        Route::Manifest(repo.clone(), r.clone()),
+        &Method::DELETE,
+    )
 }
 
 async fn confirm_delete(ctx: &Ctx<'_>, repo: RepoName, r: Reference) -> Resp {
@@ -394,9 +430,17 @@ async fn gc_run(ctx: &Ctx<'_>, form: &Form) -> Resp {
     let dry_run = match form.get("mode") {
         Some("dry-run") => true,
         Some("run") => false,
-        _ => return wire::plain(StatusCode::BAD_REQUEST, "mode must be dry-run or run; hint: use the page's buttons"),
+        _ => {
+            return wire::plain(
+                StatusCode::BAD_REQUEST,
+                "mode must be dry-run or run; hint: use the page's buttons",
+            )
+        }
     };
-    let options = crate::registry::gc::GcOptions { dry_run, ..ctx.ui.gc };
+    let options = crate::registry::gc::GcOptions {
+        dry_run,
+        ..ctx.ui.gc
+    };
     match ctx.ui.registry.gc(options).await {
         Ok(_) => {
             tracing::info!(target: "regproxy::audit", event = "ui_gc", peer = %ctx.peer, user = ctx.session.user().unwrap_or(""), dry_run, "garbage collection from the web UI");

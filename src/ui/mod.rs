@@ -24,7 +24,7 @@ use bytes::Bytes;
 use http_body::Body as HttpBody;
 
 use crate::auth::Authorizer;
-use crate::oci::response::{BoxError, Body};
+use crate::oci::response::{Body, BoxError};
 use crate::registry::Registry;
 
 /// The path prefix the UI answers under.

@@ -130,10 +130,19 @@ pub fn repo(viewer: &Viewer<'_>, p: &RepoPage<'_>) -> Markup {
     )
 }
 
-pub fn manifest(viewer: &Viewer<'_>, repo: &str, m: &ManifestView, host: &str, may_delete: bool) -> Markup {
+pub fn manifest(
+    viewer: &Viewer<'_>,
+    repo: &str,
+    m: &ManifestView,
+    host: &str,
+    may_delete: bool,
+) -> Markup {
     let digest = &m.digest.to_string();
     let reference = m.tag.as_deref().unwrap_or(digest);
-    let title = format!("{repo}{}{reference}", if m.tag.is_some() { ":" } else { "@" });
+    let title = format!(
+        "{repo}{}{reference}",
+        if m.tag.is_some() { ":" } else { "@" }
+    );
     page(
         &title,
         viewer,

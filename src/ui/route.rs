@@ -80,8 +80,12 @@ impl Page {
         let reference = |r: &str| r.parse::<Reference>().ok();
         match tail.map(|t| t.split_once('/')) {
             None => Page::Repo(repo),
-            Some(Some(("manifest", r))) => reference(r).map_or(Page::NotFound, |r| Page::Manifest(repo, r)),
-            Some(Some(("delete", r))) => reference(r).map_or(Page::NotFound, |r| Page::Delete(repo, r)),
+            Some(Some(("manifest", r))) => {
+                reference(r).map_or(Page::NotFound, |r| Page::Manifest(repo, r))
+            }
+            Some(Some(("delete", r))) => {
+                reference(r).map_or(Page::NotFound, |r| Page::Delete(repo, r))
+            }
             Some(_) => Page::NotFound,
         }
     }
@@ -110,7 +114,10 @@ mod tests {
     fn paths() {
         assert_eq!(Page::parse("/ui"), Page::Catalog);
         assert_eq!(Page::parse("/ui/"), Page::Catalog);
-        assert_eq!(Page::parse("/ui/assets/style.css"), Page::Asset("style.css"));
+        assert_eq!(
+            Page::parse("/ui/assets/style.css"),
+            Page::Asset("style.css")
+        );
         assert_eq!(Page::parse("/ui/assets/../x"), Page::NotFound);
         let repo: RepoName = "team-a/app".parse().unwrap();
         assert_eq!(Page::parse("/ui/repo/team-a/app"), Page::Repo(repo.clone()));
@@ -123,7 +130,12 @@ mod tests {
             Page::parse(&format!("/ui/repo/team-a/app/-/delete/{d}")),
             Page::Delete(repo, d.parse().unwrap())
         );
-        for bad in ["/ui/repo/Team/app", "/ui/repo/a/-/manifest/", "/ui/repo/a/-/x/1", "/ui/nope"] {
+        for bad in [
+            "/ui/repo/Team/app",
+            "/ui/repo/a/-/manifest/",
+            "/ui/repo/a/-/x/1",
+            "/ui/nope",
+        ] {
             assert_eq!(Page::parse(bad), Page::NotFound, "{bad}");
         }
     }

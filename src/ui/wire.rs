@@ -82,7 +82,10 @@ pub fn html(status: StatusCode, markup: maud::Markup) -> Response<Body> {
     let body = markup.into_string();
     let mut r = response::status(status);
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(header::CONTENT_LENGTH, body.len().into());
     *r.body_mut() = response::full(body);
     r
@@ -92,7 +95,10 @@ pub fn html(status: StatusCode, markup: maud::Markup) -> Response<Body> {
 pub fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut r = response::status(status);
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     h.insert(header::CONTENT_LENGTH, text.len().into());
     *r.body_mut() = response::full(text);
     r
@@ -114,7 +120,10 @@ pub fn asset(content_type: &'static str, text: &'static str) -> Response<Body> {
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CONTENT_LENGTH, text.len().into());
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
     *r.body_mut() = response::full(text);
     r
 }
@@ -131,8 +140,14 @@ pub fn security_headers(resp: &mut Response<Body>) {
         ),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
@@ -145,12 +160,21 @@ mod tests {
     #[test]
     fn cookies_are_found_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; regproxy_session=xyz ; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; regproxy_session=xyz ; b=2"),
+        );
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("xyz"));
         assert_eq!(cookie(&h, "c"), None);
         let set = set_cookie(SESSION_COOKIE, "v", Duration::from_secs(60), true);
         let s = set.to_str().unwrap();
-        for want in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/ui", "Max-Age=60"] {
+        for want in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Secure",
+            "Path=/ui",
+            "Max-Age=60",
+        ] {
             assert!(s.contains(want), "{s}");
         }
         let plain = set_cookie(SESSION_COOKIE, "v", Duration::from_secs(60), false);

@@ -31,7 +31,11 @@ fn browse_delete_and_sign_out_in_chromium() {
     // A browser at `/` lands on the sign-in page.
     b.goto(&format!("{base}/"));
     b.wait_for("#sign-in");
-    assert!(b.current_url().ends_with("/ui/login"), "{}", b.current_url());
+    assert!(
+        b.current_url().ends_with("/ui/login"),
+        "{}",
+        b.current_url()
+    );
     b.screenshot("01-sign-in");
 
     // A wrong password: the form again, with a message.
@@ -39,7 +43,9 @@ fn browse_delete_and_sign_out_in_chromium() {
     b.type_into("#password", "wrong");
     b.click("#sign-in");
     b.wait_for("#problem");
-    assert!(b.text_of("#problem").contains("Invalid user name or password"));
+    assert!(b
+        .text_of("#problem")
+        .contains("Invalid user name or password"));
 
     // alice sees team-a and tools, never team-b.
     sign_in(&b, &base, "alice");
@@ -48,7 +54,10 @@ fn browse_delete_and_sign_out_in_chromium() {
     for want in ["team-a/app", "team-a/multi", "tools", "team-a/"] {
         assert!(text.contains(want), "catalog lacks {want}:\n{text}");
     }
-    assert!(!b.source().contains("team-b"), "alice must not see team-b:\n{text}");
+    assert!(
+        !b.source().contains("team-b"),
+        "alice must not see team-b:\n{text}"
+    );
     b.screenshot("02-repositories");
 
     // Search (a GET form).
@@ -63,15 +72,28 @@ fn browse_delete_and_sign_out_in_chromium() {
     b.goto(&format!("{base}/ui/repo/team-a/multi"));
     b.wait_for("#tags");
     let row = b.text_of("tr.tag[data-tag=\"latest\"]");
-    assert!(row.contains("linux/amd64") && row.contains("linux/arm/v6"), "{row}");
+    assert!(
+        row.contains("linux/amd64") && row.contains("linux/arm/v6"),
+        "{row}"
+    );
     let pull = format!("docker pull {}/team-a/multi:latest", site.server.host());
-    assert!(b.text().contains(&pull), "no pull line {pull}:\n{}", b.text());
+    assert!(
+        b.text().contains(&pull),
+        "no pull line {pull}:\n{}",
+        b.text()
+    );
     b.screenshot("03-repository-multi-arch");
     b.goto(&format!("{base}/ui/repo/team-a/multi/-/manifest/latest"));
     b.wait_for("#platforms");
     let platforms = b.text_of("#platforms");
-    assert!(platforms.contains("linux/amd64") && platforms.contains("linux/arm/v6"), "{platforms}");
-    assert!(platforms.contains("2026-12-01T08:05:00Z"), "created of arm/v6: {platforms}");
+    assert!(
+        platforms.contains("linux/amd64") && platforms.contains("linux/arm/v6"),
+        "{platforms}"
+    );
+    assert!(
+        platforms.contains("2026-12-01T08:05:00Z"),
+        "created of arm/v6: {platforms}"
+    );
     assert!(b.text_of("#digest").contains(&site.pushed.multi.digest));
     b.screenshot("04-manifest-multi-arch");
 
@@ -79,7 +101,10 @@ fn browse_delete_and_sign_out_in_chromium() {
     b.goto(&format!("{base}/ui/repo/team-a/app/-/manifest/1.0"));
     b.wait_for("#referrers");
     let referrers = b.text_of("#referrers");
-    assert!(referrers.contains("application/vnd.example.sbom"), "{referrers}");
+    assert!(
+        referrers.contains("application/vnd.example.sbom"),
+        "{referrers}"
+    );
     assert!(b.text().contains("2026-11-30T10:00:00Z"), "{}", b.text());
     b.screenshot("05-manifest-referrers");
 
@@ -96,8 +121,14 @@ fn browse_delete_and_sign_out_in_chromium() {
     b.wait_for("#notice");
     assert!(b.text_of("#notice").contains("Deleted old"), "{}", b.text());
     assert_eq!(b.count("tr.tag[data-tag=\"old\"]"), 0, "the row is gone");
-    assert_eq!(fixture::api_manifest_status(&site, "team-a/app", "old"), 404);
-    assert_eq!(fixture::api_manifest_status(&site, "team-a/app", "1.0"), 200);
+    assert_eq!(
+        fixture::api_manifest_status(&site, "team-a/app", "old"),
+        404
+    );
+    assert_eq!(
+        fixture::api_manifest_status(&site, "team-a/app", "1.0"),
+        200
+    );
 
     // A repository alice may not pull is a repository that does not exist.
     b.goto(&format!("{base}/ui/repo/team-b/secret"));
@@ -108,13 +139,20 @@ fn browse_delete_and_sign_out_in_chromium() {
     // Connect a machine: the login line for this host and port.
     b.goto(&format!("{base}/ui/connect"));
     b.wait_for("#login-line");
-    assert_eq!(b.text_of("#login-line"), format!("docker login {}", site.server.host()));
+    assert_eq!(
+        b.text_of("#login-line"),
+        format!("docker login {}", site.server.host())
+    );
     b.screenshot("08-connect");
 
     sign_out(&b);
     b.goto(&format!("{base}/ui/"));
     b.wait_for("#sign-in");
-    assert!(b.current_url().ends_with("/ui/login"), "signed out: {}", b.current_url());
+    assert!(
+        b.current_url().ends_with("/ui/login"),
+        "signed out: {}",
+        b.current_url()
+    );
 
     // bob may pull team-a but not delete: no delete links, and the
     // confirmation by direct URL is refused.
@@ -124,9 +162,16 @@ fn browse_delete_and_sign_out_in_chromium() {
     assert_eq!(b.count("a.danger"), 0, "no delete links for bob");
     b.goto(&format!("{base}/ui/repo/team-a/app/-/delete/1.0"));
     b.wait_for("#problem");
-    assert!(b.text_of("#problem").contains("You may not delete"), "{}", b.text());
+    assert!(
+        b.text_of("#problem").contains("You may not delete"),
+        "{}",
+        b.text()
+    );
     b.screenshot("09-delete-refused");
-    assert_eq!(fixture::api_manifest_status(&site, "team-a/app", "1.0"), 200);
+    assert_eq!(
+        fixture::api_manifest_status(&site, "team-a/app", "1.0"),
+        200
+    );
     sign_out(&b);
 
     // The admin runs a dry run, then a collection.
@@ -139,6 +184,10 @@ fn browse_delete_and_sign_out_in_chromium() {
     b.screenshot("10-gc-dry-run");
     b.click("#gc-run");
     b.wait_for("#gc-report");
-    assert!(b.text_of("#gc-report").contains("Collection"), "{}", b.text());
+    assert!(
+        b.text_of("#gc-report").contains("Collection"),
+        "{}",
+        b.text()
+    );
     sign_out(&b);
 }

@@ -103,15 +103,28 @@ fn push_all(data: &Path) -> Pushed {
     let sbom = RawImage::new(vec![b"{\"spdxVersion\":\"SPDX-2.3\"}".to_vec()], Some(&app));
     let amd64 = image("linux", "amd64", None, "2026-12-01T08:00:00Z", 2000);
     let armv6 = image("linux", "arm", Some("v6"), "2026-12-01T08:05:00Z", 3000);
-    let multi = index(&[(&amd64, "linux", "amd64", None), (&armv6, "linux", "arm", Some("v6"))]);
+    let multi = index(&[
+        (&amd64, "linux", "amd64", None),
+        (&armv6, "linux", "arm", Some("v6")),
+    ]);
     common::push_image(&url, "team-a/app", Some("1.0"), &app);
     common::push_image(&url, "team-a/app", Some("old"), &old);
     common::push_image(&url, "team-a/app", None, &sbom);
     common::push_image(&url, "team-a/multi", None, &amd64);
     common::push_image(&url, "team-a/multi", None, &armv6);
     common::push_image(&url, "team-a/multi", Some("latest"), &multi);
-    common::push_image(&url, "team-b/secret", Some("1"), &image("linux", "amd64", None, "2026-01-01T00:00:00Z", 100));
-    common::push_image(&url, "tools", Some("v1"), &image("linux", "amd64", None, "2026-02-01T00:00:00Z", 100));
+    common::push_image(
+        &url,
+        "team-b/secret",
+        Some("1"),
+        &image("linux", "amd64", None, "2026-01-01T00:00:00Z", 100),
+    );
+    common::push_image(
+        &url,
+        "tools",
+        Some("v1"),
+        &image("linux", "amd64", None, "2026-02-01T00:00:00Z", 100),
+    );
     Pushed { app, multi }
 }
 
@@ -164,7 +177,11 @@ pub fn site_with(yaml: impl FnOnce(&Path) -> String) -> Site {
     common::add_users(&dir.path().join("htpasswd"), &users);
     let config = common::write_config(dir.path(), &yaml(dir.path()));
     let server = common::serve_config(&config, &data);
-    Site { server, pushed, dir }
+    Site {
+        server,
+        pushed,
+        dir,
+    }
 }
 
 /// The value of a `Set-Cookie` for `name` in a response.
@@ -180,12 +197,17 @@ pub fn set_cookie(r: &HttpResponse, name: &str) -> Option<String> {
 /// The value of a cookie, from its `Set-Cookie` line.
 pub fn cookie_value(set_cookie: &str) -> String {
     let first = set_cookie.split(';').next().unwrap_or("");
-    first.split_once('=').map(|(_, v)| v.to_string()).unwrap_or_default()
+    first
+        .split_once('=')
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
 }
 
 /// The first hidden `csrf` field of a page.
 pub fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").unwrap_or_else(|| panic!("no csrf field in: {html}"));
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no csrf field in: {html}"));
     let rest = &html[at + "name=\"csrf\" value=\"".len()..];
     rest[..rest.find('"').expect("closing quote")].to_string()
 }
@@ -203,14 +225,21 @@ impl Client {
         let r = Self::try_sign_in(base, user, password);
         assert_eq!(r.status, 303, "sign-in as {user}: {}", r.text());
         let c = set_cookie(&r, "regproxy_session").expect("a session cookie");
-        Client { base: base.to_string(), session: cookie_value(&c) }
+        Client {
+            base: base.to_string(),
+            session: cookie_value(&c),
+        }
     }
 
     pub fn try_sign_in(base: &str, user: &str, password: &str) -> HttpResponse {
         let form = http_request("GET", &format!("{base}/ui/login"), &[], None);
         assert_eq!(form.status, 200, "{}", form.text());
         let login = cookie_value(&set_cookie(&form, "regproxy_login").expect("sign-in cookie"));
-        assert_eq!(csrf_of(&form.text()), login, "the form carries its cookie's token");
+        assert_eq!(
+            csrf_of(&form.text()),
+            login,
+            "the form carries its cookie's token"
+        );
         let body = form_body(&[("csrf", &login), ("user", user), ("password", password)]);
         http_request(
             "POST",
@@ -225,7 +254,12 @@ impl Client {
 
     pub fn get(&self, path: &str) -> HttpResponse {
         let cookie = format!("regproxy_session={}", self.session);
-        http_request("GET", &format!("{}{path}", self.base), &[("cookie", &cookie)], None)
+        http_request(
+            "GET",
+            &format!("{}{path}", self.base),
+            &[("cookie", &cookie)],
+            None,
+        )
     }
 
     pub fn post(&self, path: &str, pairs: &[(&str, &str)]) -> HttpResponse {
@@ -233,7 +267,10 @@ impl Client {
         http_request(
             "POST",
             &format!("{}{path}", self.base),
-            &[("cookie", &cookie), ("content-type", "application/x-www-form-urlencoded")],
+            &[
+                ("cookie", &cookie),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
             Some(form_body(pairs).into_bytes()),
         )
     }
@@ -264,7 +301,10 @@ pub fn api_manifest_status(site: &Site, repo: &str, reference: &str) -> u16 {
         &site.url(&format!("/v2/{repo}/manifests/{reference}")),
         &[
             ("authorization", &format!("Basic {basic}")),
-            ("accept", &format!("{}, {}", common::RAW_MANIFEST, common::RAW_INDEX)),
+            (
+                "accept",
+                &format!("{}, {}", common::RAW_MANIFEST, common::RAW_INDEX),
+            ),
         ],
         None,
     )

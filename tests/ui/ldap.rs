@@ -59,16 +59,24 @@ fn ldap_users_see_what_their_groups_allow_until_the_directory_changes() {
 
     let alice = Client::sign_in(&base, "alice", "alice-pw");
     let page = alice.get("/ui/").text();
-    assert!(page.contains("team-a/app") && page.contains("team-b/secret"), "{page}");
+    assert!(
+        page.contains("team-a/app") && page.contains("team-b/secret"),
+        "{page}"
+    );
     let bob = Client::sign_in(&base, "bob", "bob-pw");
     let page = bob.get("/ui/").text();
-    assert!(page.contains("team-b/secret") && !page.contains("team-a"), "{page}");
+    assert!(
+        page.contains("team-b/secret") && !page.contains("team-a"),
+        "{page}"
+    );
     assert_eq!(bob.get("/ui/repo/team-a/app").status, 404);
     assert_eq!(Client::try_sign_in(&base, "bob", "wrong").status, 401);
 
     // Out of team-a: alice's pages no longer show it (same session).
     slapd.set_member("team-a", "alice", false);
-    eventually("alice loses team-a", || !alice.get("/ui/").text().contains("team-a/app"));
+    eventually("alice loses team-a", || {
+        !alice.get("/ui/").text().contains("team-a/app")
+    });
     assert_eq!(alice.get("/ui/repo/team-a/app").status, 404);
     assert!(alice.get("/ui/").text().contains("team-b/secret"));
 

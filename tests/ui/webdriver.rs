@@ -119,21 +119,37 @@ impl Browser {
             None => req,
         };
         let (status, v) = self.runtime.block_on(async {
-            let r = req.send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+            let r = req
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
             let status = r.status();
-            let v: Value = r.json().await.unwrap_or_else(|e| panic!("{method} {url}: not JSON: {e}"));
+            let v: Value = r
+                .json()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {url}: not JSON: {e}"));
             (status, v)
         });
-        assert!(status.is_success(), "WebDriver {method} {path}: {status}: {v}");
+        assert!(
+            status.is_success(),
+            "WebDriver {method} {path}: {status}: {v}"
+        );
         v["value"].clone()
     }
 
     fn s(&self, tail: &str) -> String {
-        format!("/session/{}{tail}", self.session.as_deref().expect("a session"))
+        format!(
+            "/session/{}{tail}",
+            self.session.as_deref().expect("a session")
+        )
     }
 
     pub fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, &self.s("/url"), Some(json!({"url": url})));
+        self.call(
+            reqwest::Method::POST,
+            &self.s("/url"),
+            Some(json!({"url": url})),
+        );
     }
 
     pub fn current_url(&self) -> String {
@@ -161,7 +177,10 @@ impl Browser {
             &self.s("/element"),
             Some(json!({"using": "css selector", "value": css})),
         );
-        v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {v}")).to_string()
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
     }
 
     /// How many elements match `css`.
@@ -176,15 +195,23 @@ impl Browser {
 
     pub fn text_of(&self, css: &str) -> String {
         let e = self.element(css);
-        self.call(reqwest::Method::GET, &self.s(&format!("/element/{e}/text")), None)
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        self.call(
+            reqwest::Method::GET,
+            &self.s(&format!("/element/{e}/text")),
+            None,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
         let e = self.element(css);
-        self.call(reqwest::Method::POST, &self.s(&format!("/element/{e}/clear")), Some(json!({})));
+        self.call(
+            reqwest::Method::POST,
+            &self.s(&format!("/element/{e}/clear")),
+            Some(json!({})),
+        );
         self.call(
             reqwest::Method::POST,
             &self.s(&format!("/element/{e}/value")),
@@ -195,7 +222,11 @@ impl Browser {
     /// Clicks and waits (bounded) until the page shows `css`.
     pub fn click(&self, css: &str) {
         let e = self.element(css);
-        self.call(reqwest::Method::POST, &self.s(&format!("/element/{e}/click")), Some(json!({})));
+        self.call(
+            reqwest::Method::POST,
+            &self.s(&format!("/element/{e}/click")),
+            Some(json!({})),
+        );
     }
 
     /// Waits (bounded) until an element matches `css`; panics with the
@@ -208,7 +239,11 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("no {css} within 20 s at {}; page text:\n{}", self.current_url(), self.text());
+        panic!(
+            "no {css} within 20 s at {}; page text:\n{}",
+            self.current_url(),
+            self.text()
+        );
     }
 
     /// Saves a screenshot as `target/ui-screenshots/NAME.png`; returns its
@@ -243,13 +278,18 @@ impl Drop for Browser {
 /// session could not be ended, e.g. after a failed test): stopped by pid.
 fn kill_leftovers(profile: &Path) {
     let needle = format!("--user-data-dir={}", profile.display());
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return;
+    };
     for e in entries.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
             continue;
         };
         let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).split('\0').any(|a| a == needle) {
+        if String::from_utf8_lossy(&cmdline)
+            .split('\0')
+            .any(|a| a == needle)
+        {
             // SAFETY: kill(2) with a pid read from /proc and a plain signal.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
@@ -258,14 +298,24 @@ fn kill_leftovers(profile: &Path) {
 
 /// Polls `/status` until the driver is ready (bounded); false if it exits
 /// or stays silent.
-fn wait_ready(runtime: &tokio::runtime::Runtime, client: &reqwest::Client, base: &str, proc: &mut Proc) -> bool {
+fn wait_ready(
+    runtime: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    base: &str,
+    proc: &mut Proc,
+) -> bool {
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         if proc.try_exit_status().is_some() {
             return false;
         }
         let ready = runtime.block_on(async {
-            let r = client.get(format!("{base}/status")).timeout(Duration::from_secs(2)).send().await.ok()?;
+            let r = client
+                .get(format!("{base}/status"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .ok()?;
             let v: Value = r.json().await.ok()?;
             v["value"]["ready"].as_bool()
         });
