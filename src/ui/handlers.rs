@@ -8,7 +8,6 @@
 //! cookie) -> 403 with a page that says so.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use http::request::Parts;
 use http::{header, Method, Response, StatusCode};
@@ -16,9 +15,9 @@ use maud::Markup;
 
 use super::layout::{not_found, problem, Viewer};
 use super::route::{repo_path, Page, ASSETS};
-use super::wire::{self, Form, LOGIN_COOKIE, SESSION_COOKIE};
+use super::signin::{login_form, sign_in, sign_out};
+use super::wire::{self, Form, SESSION_COOKIE};
 use super::{admin, pages, Ui};
-use crate::auth::secret::Secret;
 use crate::auth::session::Session;
 use crate::auth::{AuthError, Authorized};
 use crate::oci::names::{Reference, RepoName};
@@ -29,12 +28,12 @@ use crate::registry::RegistryError;
 type Resp = Response<Body>;
 
 /// What a page handler gets: the request, the session, who is looking.
-struct Ctx<'a> {
-    ui: &'a Ui<'a>,
-    parts: &'a Parts,
-    session: &'a Session,
-    viewer: Viewer<'a>,
-    peer: SocketAddr,
+pub(super) struct Ctx<'a> {
+    pub(super) ui: &'a Ui<'a>,
+    pub(super) parts: &'a Parts,
+    pub(super) session: &'a Session,
+    pub(super) viewer: Viewer<'a>,
+    pub(super) peer: SocketAddr,
 }
 
 pub async fn dispatch(ui: &Ui<'_>, parts: &Parts, form: Option<Form>, peer: SocketAddr) -> Resp {
@@ -126,11 +125,11 @@ pub async fn dispatch(ui: &Ui<'_>, parts: &Parts, form: Option<Form>, peer: Sock
     resp
 }
 
-fn nf(viewer: &Viewer<'_>) -> Resp {
+pub(super) fn nf(viewer: &Viewer<'_>) -> Resp {
     wire::html(StatusCode::NOT_FOUND, not_found(viewer))
 }
 
-fn csrf_refused(viewer: &Viewer<'_>) -> Resp {
+pub(super) fn csrf_refused(viewer: &Viewer<'_>) -> Resp {
     wire::html(
         StatusCode::FORBIDDEN,
         problem(
@@ -143,7 +142,7 @@ fn csrf_refused(viewer: &Viewer<'_>) -> Resp {
 }
 
 /// The page for an authorization refusal.
-fn auth_problem(viewer: &Viewer<'_>, e: AuthError) -> Resp {
+pub(super) fn auth_problem(viewer: &Viewer<'_>, e: AuthError) -> Resp {
     match e {
         AuthError::Route(OciError::MethodNotAllowed { .. }) => wire::plain(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -192,10 +191,25 @@ fn registry_problem(viewer: &Viewer<'_>, e: RegistryError) -> Resp {
     )
 }
 
-fn authorize(ctx: &Ctx<'_>, route: Route, method: &Method) -> Result<Authorized, Resp> {
+/// Why a page stops before it renders.
+enum Stop {
+    Auth(AuthError),
+    Registry(RegistryError),
+}
+
+impl Ctx<'_> {
+    fn refuse(&self, stop: Stop) -> Resp {
+        match stop {
+            Stop::Auth(e) => auth_problem(&self.viewer, e),
+            Stop::Registry(e) => registry_problem(&self.viewer, e),
+        }
+    }
+}
+
+fn authorize(ctx: &Ctx<'_>, route: Route, method: &Method) -> Result<Authorized, Stop> {
     (ctx.ui.authorizer)
         .authorize_session(route, method, ctx.session, ctx.peer.ip())
-        .map_err(|e| auth_problem(&ctx.viewer, e))
+        .map_err(Stop::Auth)
 }
 
 /// `host:port` as the browser reached us, for `docker pull` lines.
@@ -220,73 +234,10 @@ fn query(parts: &Parts, key: &str) -> String {
         .unwrap_or_default()
 }
 
-fn login_form(ui: &Ui<'_>, user: &str, message: Option<&str>, status: StatusCode) -> Resp {
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    let mut r = wire::html(status, pages::login(&token, user, message));
-    let c = wire::set_cookie(LOGIN_COOKIE, &token, Duration::from_secs(3600), ui.secure);
-    r.headers_mut().append(header::SET_COOKIE, c);
-    r
-}
-
-async fn sign_in(ui: &Ui<'_>, parts: &Parts, form: Option<Form>, peer: SocketAddr) -> Resp {
-    let form = form.unwrap_or_else(Form::empty);
-    let expected = wire::cookie(&parts.headers, LOGIN_COOKIE).unwrap_or("");
-    let sent = form.get("csrf").unwrap_or("");
-    if expected.is_empty() || expected != sent {
-        return csrf_refused(&Viewer::NOBODY);
-    }
-    let user = form.get("user").unwrap_or("").trim();
-    let password = Secret::new(form.get("password").unwrap_or(""));
-    match ui.authorizer.sign_in(user, password, peer.ip()).await {
-        Ok(started) => {
-            let mut r = wire::redirect("/ui/");
-            let h = r.headers_mut();
-            let c = wire::set_cookie(
-                SESSION_COOKIE,
-                &started.cookie_value,
-                started.max_age,
-                ui.secure,
-            );
-            h.append(header::SET_COOKIE, c);
-            h.append(
-                header::SET_COOKIE,
-                wire::set_cookie(LOGIN_COOKIE, "", Duration::ZERO, ui.secure),
-            );
-            r
-        }
-        Err(AuthError::Unauthorized { .. }) => login_form(
-            ui,
-            user,
-            Some("Invalid user name or password. Check both and try again."),
-            StatusCode::UNAUTHORIZED,
-        ),
-        Err(AuthError::TooManyAttempts { retry_after }) => login_form(
-            ui,
-            user,
-            Some(&format!(
-                "Too many failed sign-ins; try again in {} s.",
-                retry_after.as_secs().max(1)
-            )),
-            StatusCode::TOO_MANY_REQUESTS,
-        ),
-        Err(e) => auth_problem(&Viewer::NOBODY, e),
-    }
-}
-
-fn sign_out(ctx: &Ctx<'_>) -> Resp {
-    if let Some(c) = wire::cookie(&ctx.parts.headers, SESSION_COOKIE) {
-        ctx.ui.authorizer.sign_out(c);
-    }
-    let mut r = wire::redirect("/ui/login");
-    let gone = wire::set_cookie(SESSION_COOKIE, "", Duration::ZERO, ctx.ui.secure);
-    r.headers_mut().append(header::SET_COOKIE, gone);
-    r
-}
-
 async fn catalog(ctx: &Ctx<'_>) -> Resp {
     let access = match authorize(ctx, Route::Catalog, &Method::GET) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(stop) => return ctx.refuse(stop),
     };
     let q = query(ctx.parts, "q");
     match ctx.ui.registry.browse_catalog(&access).await {
@@ -309,7 +260,7 @@ async fn repository(ctx: &Ctx<'_>, repo: RepoName) -> Resp {
         .session_may(ctx.session, &repo, Action::Delete);
     let access = match authorize(ctx, Route::Tags(repo), &Method::GET) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(stop) => return ctx.refuse(stop),
     };
     let deleted = query(ctx.parts, "deleted");
     let notice = (!deleted.is_empty()).then(|| format!("Deleted {deleted}."));
@@ -335,7 +286,7 @@ async fn manifest(ctx: &Ctx<'_>, repo: RepoName, r: Reference) -> Resp {
         .session_may(ctx.session, &repo, Action::Delete);
     let access = match authorize(ctx, Route::Manifest(repo.clone(), r), &Method::GET) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(stop) => return ctx.refuse(stop),
     };
     match ctx.ui.registry.browse_manifest(&access).await {
         Ok(view) => {
@@ -354,10 +305,10 @@ async fn manifest(ctx: &Ctx<'_>, repo: RepoName, r: Reference) -> Resp {
 
 /// Checks that the manifest is there and visible (404 otherwise), then
 /// that the user may delete it (403 otherwise): the proof for the delete.
-async fn may_delete(ctx: &Ctx<'_>, repo: &RepoName, r: &Reference) -> Result<Authorized, Resp> {
+async fn may_delete(ctx: &Ctx<'_>, repo: &RepoName, r: &Reference) -> Result<Authorized, Stop> {
     let pull = authorize(ctx, Route::Manifest(repo.clone(), r.clone()), &Method::GET)?;
     if let Err(e) = ctx.ui.registry.browse_manifest(&pull).await {
-        return Err(registry_problem(&ctx.viewer, e));
+        return Err(Stop::Registry(e));
     }
     authorize(
         ctx,
@@ -372,14 +323,14 @@ async fn confirm_delete(ctx: &Ctx<'_>, repo: RepoName, r: Reference) -> Resp {
             StatusCode::OK,
             pages::confirm_delete(&ctx.viewer, repo.as_str(), &r.to_string()),
         ),
-        Err(resp) => resp,
+        Err(stop) => ctx.refuse(stop),
     }
 }
 
 async fn delete(ctx: &Ctx<'_>, repo: RepoName, r: Reference) -> Resp {
     let access = match may_delete(ctx, &repo, &r).await {
         Ok(a) => a,
-        Err(resp) => return resp,
+        Err(stop) => return ctx.refuse(stop),
     };
     match ctx.ui.registry.delete_manifest(&access).await {
         Ok(()) => {

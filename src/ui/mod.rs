@@ -16,6 +16,7 @@ mod handlers;
 mod layout;
 mod pages;
 mod route;
+mod signin;
 mod wire;
 
 use std::net::SocketAddr;
