@@ -82,7 +82,11 @@ impl Front {
                 ca_pem: self.ca_pem.as_ref(),
                 gc: self.gc,
             };
-            return ui.handle(req, peer).await;
+            let resp = ui.handle(req, peer).await;
+            if let Some(crate::ui::SignedIn(user)) = resp.extensions().get() {
+                record.set_access(Some(user), None);
+            }
+            return resp;
         }
         let front_page = matches!(req.uri().path(), "/" | "/ca.crt");
         if front_page && !matches!(*req.method(), Method::GET | Method::HEAD) {

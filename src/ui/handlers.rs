@@ -122,6 +122,10 @@ pub async fn dispatch(ui: &Ui<'_>, parts: &Parts, form: Option<Form>, peer: Sock
     if let Some(c) = new_cookie {
         resp.headers_mut().append(header::SET_COOKIE, c);
     }
+    if let Some(user) = session.user() {
+        resp.extensions_mut()
+            .insert(super::SignedIn(user.to_string()));
+    }
     resp
 }
 

@@ -66,6 +66,11 @@ impl Ui<'_> {
     }
 }
 
+/// Who a UI answer was for (signed-in user), for the access log: an
+/// extension of the response.
+#[derive(Debug, Clone)]
+pub struct SignedIn(pub String);
+
 /// Whether `path` belongs to the UI.
 pub fn owns(path: &str) -> bool {
     path == PREFIX || path.starts_with("/ui/")

@@ -22,6 +22,11 @@ fn no_page_reveals_a_repository_the_user_may_not_pull() {
         "{text}"
     );
     assert!(!text.contains("team-b"), "catalog: {text}");
+    let logs = site.server.logs();
+    assert!(
+        logs.contains("user=\"bob\" method=GET path=/ui/ "),
+        "the access log names the user:\n{logs}"
+    );
     let search = bob.get("/ui/?q=team-b");
     assert_eq!(search.status, 200);
     assert!(
