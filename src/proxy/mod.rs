@@ -1,5 +1,6 @@
 //! The front: accepts connections (plain or TLS), and for each request runs
-//! the pipeline route -> authorize -> registry, in-process.
+//! the pipeline route -> authorize -> registry, in-process (or, for
+//! `/ui/`, the web UI, which does the same).
 //!
 //! [`Server::new`] prepares everything that can fail at startup (storage,
 //! certificates); [`Server::run`] serves a bound listener until a shutdown
