@@ -1,10 +1,9 @@
 //! The per-request pipeline: route -> authorize -> registry, plus the few
 //! endpoints the front answers itself (`/`, `/ca.crt`); `/ui/...` goes to
 //! the web UI ([`crate::ui`]), which authorizes through the same
-//! authorizer. Every answer gets
-//! `Docker-Distribution-Api-Version` and one access-log line, and every
-//! answer to `HEAD` is made headers-only here, once (HTTP/2 sends a body
-//! it is given, even for `HEAD`).
+//! authorizer. Every answer gets `Docker-Distribution-Api-Version` and one
+//! access-log line, and every answer to `HEAD` is made headers-only here,
+//! once (HTTP/2 sends a body it is given, even for `HEAD`).
 
 use std::net::SocketAddr;
 
