@@ -1,5 +1,6 @@
 // regproxy web UI: copy buttons (the pages work without this script).
 "use strict";
+document.documentElement.classList.add("js");
 document.addEventListener("click", function (ev) {
   var b = ev.target.closest ? ev.target.closest("button[data-copy]") : null;
   if (!b) return;
