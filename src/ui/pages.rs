@@ -112,7 +112,14 @@ pub fn repo(viewer: &Viewer<'_>, p: &RepoPage<'_>) -> Markup {
                         @for t in &p.view.tags {
                             @let tag = t.tag.as_deref().unwrap_or("");
                             tr.tag data-tag=(tag) {
-                                td { a href=(manifest_path(name, tag)) { (tag) } }
+                                td.nowrap {
+                                    a href=(manifest_path(name, tag)) { (tag) }
+                                    @if !t.referrers.is_empty() {
+                                        " " span.badge title="signatures, SBOMs and other artifacts that refer to this manifest" {
+                                            (t.referrers.len()) " referrer(s)"
+                                        }
+                                    }
+                                }
                                 td { code title=(t.digest) { (short(&t.digest.to_string())) } }
                                 td.nowrap { (human_bytes(t.size)) }
                                 td.nowrap { (t.created.as_deref().unwrap_or("")) }
@@ -222,4 +229,37 @@ pub fn confirm_delete(viewer: &Viewer<'_>, repo: &str, reference: &str) -> Marku
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_and_pull_lines() {
+        assert_eq!(namespace("team-a/app"), "team-a");
+        assert_eq!(namespace("team-a/x/y"), "team-a");
+        assert_eq!(namespace("tools"), "");
+        let by_tag = pull_line("r.local:5000", "team-a/app", "1.0").into_string();
+        assert!(
+            by_tag.contains("docker pull r.local:5000/team-a/app:1.0"),
+            "{by_tag}"
+        );
+        let d = format!("sha256:{}", "a".repeat(64));
+        let by_digest = pull_line("r.local:5000", "team-a/app", &d).into_string();
+        assert!(
+            by_digest.contains(&format!("team-a/app@{d}")),
+            "{by_digest}"
+        );
+    }
+
+    #[test]
+    fn what_users_type_is_escaped() {
+        let page = catalog(&Viewer::NOBODY, &[], "<img src=x onerror=alert(1)>").into_string();
+        assert!(!page.contains("<img"), "{page}");
+        assert!(
+            page.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{page}"
+        );
+    }
 }

@@ -63,6 +63,7 @@ fn browse_delete_and_sign_out_in_chromium() {
     // Search (a GET form).
     b.type_into("#q", "multi");
     b.click("form.search button");
+    b.wait_for_url("q=multi");
     b.wait_for("#q");
     assert_eq!(b.count("a.repo"), 1, "{}", b.text());
     assert!(b.text().contains("team-a/multi"));
@@ -112,6 +113,11 @@ fn browse_delete_and_sign_out_in_chromium() {
     b.goto(&format!("{base}/ui/repo/team-a/app"));
     b.wait_for("#tags");
     assert!(b.text().contains("Storage used"), "{}", b.text());
+    let row = b.text_of("tr.tag[data-tag=\"1.0\"]");
+    assert!(
+        row.contains("1 referrer(s)") && row.contains("293.5 KiB"),
+        "{row}"
+    );
     b.screenshot("06-repository");
     b.click("tr.tag[data-tag=\"old\"] a.danger");
     b.wait_for("#confirm-delete");
@@ -183,11 +189,6 @@ fn browse_delete_and_sign_out_in_chromium() {
     assert!(b.text_of("#gc-report").contains("Dry run"), "{}", b.text());
     b.screenshot("10-gc-dry-run");
     b.click("#gc-run");
-    b.wait_for("#gc-report");
-    assert!(
-        b.text_of("#gc-report").contains("Collection"),
-        "{}",
-        b.text()
-    );
+    b.wait_for_text("#gc-report", "Collection");
     sign_out(&b);
 }

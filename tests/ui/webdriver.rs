@@ -112,6 +112,17 @@ impl Browser {
 
     /// One WebDriver command; panics with the driver's error.
     fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method.clone(), path, body)
+            .unwrap_or_else(|e| panic!("WebDriver {method} {path}: {e}"))
+    }
+
+    /// One WebDriver command; the driver's error as text.
+    fn try_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let url = format!("{}{path}", self.base);
         let req = self.client.request(method.clone(), &url);
         let req = match body {
@@ -130,11 +141,10 @@ impl Browser {
                 .unwrap_or_else(|e| panic!("{method} {url}: not JSON: {e}"));
             (status, v)
         });
-        assert!(
-            status.is_success(),
-            "WebDriver {method} {path}: {status}: {v}"
-        );
-        v["value"].clone()
+        if !status.is_success() {
+            return Err(format!("{status}: {v}"));
+        }
+        Ok(v["value"].clone())
     }
 
     fn s(&self, tail: &str) -> String {
@@ -219,7 +229,7 @@ impl Browser {
         );
     }
 
-    /// Clicks and waits (bounded) until the page shows `css`.
+    /// Clicks an element (a page it loads may still be loading after).
     pub fn click(&self, css: &str) {
         let e = self.element(css);
         self.call(
@@ -243,6 +253,52 @@ impl Browser {
             "no {css} within 20 s at {}; page text:\n{}",
             self.current_url(),
             self.text()
+        );
+    }
+
+    /// Waits (bounded) until the first element matching `css` shows
+    /// `needle`: after a click that loads a page holding the same element.
+    pub fn wait_for_text(&self, css: &str, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            let found = self.try_call(
+                reqwest::Method::POST,
+                &self.s("/element"),
+                Some(json!({"using": "css selector", "value": css})),
+            );
+            let text = found.ok().and_then(|v| {
+                let e = v[ELEMENT].as_str()?.to_string();
+                let t = self.try_call(
+                    reqwest::Method::GET,
+                    &self.s(&format!("/element/{e}/text")),
+                    None,
+                );
+                t.ok()?.as_str().map(str::to_string)
+            });
+            if text.is_some_and(|t| t.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "no {needle:?} in {css} within 20 s at {}; page text:\n{}",
+            self.current_url(),
+            self.text()
+        );
+    }
+
+    /// Waits (bounded) until the address contains `needle`.
+    pub fn wait_for_url(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.current_url().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "the address never contained {needle:?}: {}",
+            self.current_url()
         );
     }
 
