@@ -56,6 +56,8 @@ pub struct ManifestView {
     /// Empty unless this is an index.
     pub platforms: Vec<PlatformView>,
     pub layers: usize,
+    /// The platform of a single image (from its config).
+    pub platform: Option<String>,
     pub referrers: Vec<ReferrerView>,
 }
 
@@ -187,38 +189,46 @@ fn digests(doc: &Value, key: &str) -> Vec<(Digest, u64, Value)> {
         .collect()
 }
 
-/// An image manifest's size (itself, config, layers), layer count and the
-/// config's `created`.
-async fn image_facts(
-    storage: &std::sync::Arc<dyn Storage>,
-    doc: &Value,
-    own: u64,
-) -> (u64, usize, Option<String>) {
+/// What an image manifest and its config say.
+struct ImageFacts {
+    /// The manifest, config and layers.
+    size: u64,
+    layers: usize,
+    created: Option<String>,
+    /// From the config's `os`, `architecture` and `variant`.
+    platform: Option<String>,
+}
+
+async fn image_facts(storage: &std::sync::Arc<dyn Storage>, doc: &Value, own: u64) -> ImageFacts {
     let config = doc.get("config").and_then(|c| {
         let d: Digest = c.get("digest")?.as_str()?.parse().ok()?;
         Some((d, c.get("size")?.as_u64()?))
     });
     let layers = digests(doc, "layers");
-    let size = own + config.as_ref().map_or(0, |c| c.1) + layers.iter().map(|l| l.1).sum::<u64>();
-    let mut created = None;
+    let mut facts = ImageFacts {
+        size: own + config.as_ref().map_or(0, |c| c.1) + layers.iter().map(|l| l.1).sum::<u64>(),
+        layers: layers.len(),
+        created: None,
+        platform: None,
+    };
     if let Some((d, _)) = &config {
         if let Some(c) = read_json(storage, d).await {
-            created = c.get("created").and_then(Value::as_str).map(str::to_string);
+            facts.created = c.get("created").and_then(Value::as_str).map(str::to_string);
+            facts.platform = platform_of(Some(&c));
         }
     }
-    (size, layers.len(), created)
+    facts
 }
 
-fn platform_of(desc: &Value) -> String {
-    let p = desc.get("platform");
+/// `os/architecture[/variant]` of an index entry's `platform` or an image
+/// config.
+fn platform_of(p: Option<&Value>) -> Option<String> {
     let field = |k: &str| p.and_then(|p| p.get(k)).and_then(Value::as_str);
-    match (field("os"), field("architecture")) {
-        (Some(os), Some(arch)) => match field("variant") {
-            Some(v) => format!("{os}/{arch}/{v}"),
-            None => format!("{os}/{arch}"),
-        },
-        _ => "unknown".into(),
-    }
+    let (os, arch) = (field("os")?, field("architecture")?);
+    Some(match field("variant") {
+        Some(v) => format!("{os}/{arch}/{v}"),
+        None => format!("{os}/{arch}"),
+    })
 }
 
 /// What the UI shows of one linked manifest; `None` when its blob is
@@ -246,6 +256,7 @@ async fn manifest_view(
         created: None,
         platforms: Vec::new(),
         layers: 0,
+        platform: None,
         referrers: Vec::new(),
     };
     if doc.get("manifests").is_some() {
@@ -253,14 +264,14 @@ async fn manifest_view(
         for (d, size, desc) in digests(&doc, "manifests") {
             let (child_size, created) = match read_json(storage, &d).await {
                 Some(child) if seen.insert(d.clone()) => {
-                    let (s, _, c) = image_facts(storage, &child, size).await;
-                    (s, c)
+                    let f = image_facts(storage, &child, size).await;
+                    (f.size, f.created)
                 }
                 _ => (size, None),
             };
             view.size += child_size;
             view.platforms.push(PlatformView {
-                platform: platform_of(&desc),
+                platform: platform_of(desc.get("platform")).unwrap_or_else(|| "unknown".into()),
                 digest: d,
                 size: child_size,
                 created,
@@ -268,10 +279,11 @@ async fn manifest_view(
         }
         view.created = view.platforms.iter().find_map(|p| p.created.clone());
     } else {
-        let (size, layers, created) = image_facts(storage, &doc, own).await;
-        view.size = size;
-        view.layers = layers;
-        view.created = created;
+        let f = image_facts(storage, &doc, own).await;
+        view.size = f.size;
+        view.layers = f.layers;
+        view.created = f.created;
+        view.platform = f.platform;
     }
     for d in storage.list_referrers(repo, digest).await? {
         if !storage.manifest_linked(repo, &d).await? {

@@ -123,7 +123,7 @@ pub fn repo(viewer: &Viewer<'_>, p: &RepoPage<'_>) -> Markup {
                                 td { code title=(t.digest) { (short(&t.digest.to_string())) } }
                                 td.nowrap { (human_bytes(t.size)) }
                                 td.nowrap { (t.created.as_deref().unwrap_or("")) }
-                                td.platforms { @for pl in &t.platforms { span.platform { (pl.platform) } " " } }
+                                td.platforms { @for pl in &t.platforms { span.platform { (pl.platform) } " " } @if let Some(one) = &t.platform { span.platform { (one) } } }
                                 td { (pull_line(p.host, name, tag)) }
                                 @if p.may_delete {
                                     td { a.danger href=(delete_path(name, tag)) { "Delete" } }
@@ -160,6 +160,7 @@ pub fn manifest(
                 dt { "Media type" } dd { code { (m.media_type) } }
                 dt { "Size" } dd { (human_bytes(m.size)) " (" (m.size) " bytes)" }
                 dt { "Created" } dd { (m.created.as_deref().unwrap_or("unknown")) }
+                @if let Some(p) = &m.platform { dt { "Platform" } dd { span.platform { (p) } } }
                 @if m.platforms.is_empty() { dt { "Layers" } dd { (m.layers) } }
                 dt { "Pull" } dd { (pull_line(host, repo, reference)) br; (pull_line(host, repo, digest)) }
             }
