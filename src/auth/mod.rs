@@ -90,6 +90,11 @@ impl Authorized {
                 .is_none_or(|access| access.iter().any(|a| a.allows(repo, Action::Pull)))
     }
 
+    /// Whether the caller may do everything (an admin): garbage collection.
+    pub fn is_admin(&self) -> bool {
+        self.token.is_none() && self.policy.is_admin(&self.subject)
+    }
+
     /// Whether `repo` may appear in this caller's catalog.
     pub fn may_list(&self, repo: &RepoName) -> bool {
         self.policy

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::error::RegistryError;
-use super::gc::mark;
+use super::gc::{mark, GcOptions, GcReport};
 use super::manifests::{self, ManifestDoc, MAX_MANIFEST_SIZE};
 use super::storage::Storage;
 use super::Registry;
@@ -157,6 +157,20 @@ impl Registry {
             .ok_or(OciError::ManifestUnknown)?;
         view.tag = tag;
         Ok(view)
+    }
+
+    /// Runs a garbage collection for an admin (any proof whose caller
+    /// [`Authorized::is_admin`]), as [`Registry::gc`] does; anyone else is
+    /// told there is nothing here.
+    pub async fn gc_for(
+        &self,
+        access: &Authorized,
+        options: GcOptions,
+    ) -> Result<GcReport, RegistryError> {
+        if !access.is_admin() {
+            return Err(OciError::NotFound.into());
+        }
+        Ok(self.gc(options).await?)
     }
 
     /// Deletes a tag, or a manifest and its tags (a `Manifest` proof for

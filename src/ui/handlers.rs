@@ -396,12 +396,16 @@ async fn gc_run(ctx: &Ctx<'_>, form: &Form) -> Resp {
         dry_run,
         ..ctx.ui.gc
     };
-    match ctx.ui.registry.gc(options).await {
+    let access = match authorize(ctx, Route::Base, &Method::GET) {
+        Ok(a) => a,
+        Err(stop) => return ctx.refuse(stop),
+    };
+    match ctx.ui.registry.gc_for(&access, options).await {
         Ok(_) => {
             tracing::info!(target: "regproxy::audit", event = "ui_gc", peer = %ctx.peer, user = ctx.session.user().unwrap_or(""), dry_run, "garbage collection from the web UI");
             wire::redirect("/ui/gc")
         }
-        Err(e) => registry_problem(&ctx.viewer, e.into()),
+        Err(e) => registry_problem(&ctx.viewer, e),
     }
 }
 
