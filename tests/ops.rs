@@ -762,3 +762,93 @@ fn sighup_rereads_users_even_when_the_file_looks_unchanged() {
     assert_eq!(get("hank-Secret-2"), 200);
     assert_eq!(get(HANK.1), 401);
 }
+
+/// The access line of the request `method path` answered with `status`.
+fn access_line<'a>(logs: &'a str, method: &str, path: &str, status: u16) -> &'a str {
+    logs.lines()
+        .filter(|l| l.contains("regproxy::access"))
+        .find(|l| {
+            l.contains(&format!("method={method} "))
+                && l.contains(&format!("path={path} "))
+                && l.contains(&format!("status={status} "))
+        })
+        .unwrap_or_else(|| panic!("no access line for {method} {path} -> {status}:\n{logs}"))
+}
+
+#[test]
+fn access_log_names_the_user_of_denied_requests_and_token_logins() {
+    let dir = temp_dir("regproxy-ops-user-");
+    let slapd = Slapd::start(SlapdOpts::default());
+    let config = write_setup(dir.path(), &slapd.url(), "");
+    let server = serve(&config);
+    let url = server.url();
+    // alice (LDAP) may pull but not push: 403.
+    let alice = basic("alice", ldap_password("alice"));
+    let denied = http_request(
+        "PUT",
+        &format!("{url}/v2/{REPO}/manifests/v9"),
+        &[
+            ("Authorization", &alice),
+            ("Content-Type", "application/vnd.oci.image.manifest.v1+json"),
+        ],
+        Some(b"{}".to_vec()),
+    );
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    // The token endpoint: GET with Basic (good, wrong password, unknown
+    // name) and the password grant Docker POSTs.
+    let token_path = "/auth/token";
+    let token_url = format!("{url}{token_path}?service=regproxy&scope=repository:{REPO}:pull");
+    for (auth, status) in [
+        (basic(HANK.0, HANK.1), 200),
+        (basic(HANK.0, WRONG_PASSWORD), 401),
+        (basic(UNKNOWN_USER, WRONG_PASSWORD), 401),
+    ] {
+        let r = http_request("GET", &token_url, &[("Authorization", &auth)], None);
+        assert_eq!(r.status, status, "{}", r.text());
+    }
+    let form = format!(
+        "grant_type=password&service=regproxy&client_id=docker&username=alice&password={}",
+        ldap_password("alice")
+    );
+    let posted = http_request(
+        "POST",
+        &format!("{url}{token_path}"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        Some(form.into_bytes()),
+    );
+    assert_eq!(posted.status, 200, "{}", posted.text());
+    assert!(server.wait_for_log("method=POST path=/auth/token", Duration::from_secs(5)));
+
+    let logs = server.logs();
+    let line = access_line(&logs, "PUT", &format!("/v2/{REPO}/manifests/v9"), 403);
+    assert!(
+        line.contains("user=\"alice\"") && line.contains("action=\"push\""),
+        "the 403 line does not name who was denied what: {line}"
+    );
+    let logged_user = |status: u16, nth: usize| {
+        let lines: Vec<&str> = logs
+            .lines()
+            .filter(|l| {
+                l.contains("regproxy::access")
+                    && l.contains(&format!("path={token_path} "))
+                    && l.contains(&format!("status={status} "))
+            })
+            .collect();
+        let l = lines
+            .get(nth)
+            .unwrap_or_else(|| panic!("no token line #{nth} with {status}:\n{logs}"));
+        l.split("user=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no user field in {l}"))
+            .to_string()
+    };
+    assert_eq!(logged_user(200, 0), "hank", "token login by GET");
+    assert_eq!(logged_user(200, 1), "alice", "token login by POST");
+    assert_eq!(logged_user(401, 0), "hank", "a real user's wrong password");
+    // An unknown name may be a password typed in the wrong field: empty.
+    assert_eq!(logged_user(401, 1), "", "an unknown name is never logged");
+    for secret in [HANK.1, WRONG_PASSWORD, UNKNOWN_USER, ldap_password("alice")] {
+        assert!(!logs.contains(secret), "the log holds {secret:?}:\n{logs}");
+    }
+}

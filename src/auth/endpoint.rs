@@ -42,26 +42,36 @@ fn all(q: &Query, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// Answers a token request; also returns the user name the access log may
+/// show: who got the token, or a real user whose password was wrong (never
+/// an unknown name, which may be a password typed in the wrong field).
 pub async fn handle(
     auth: &Auth,
     policy: &Policy,
     parts: &http::request::Parts,
     body: Option<Bytes>,
     peer: IpAddr,
-) -> Response<Body> {
-    match issue(auth, policy, parts, body, peer).await {
-        Ok(r) => r,
-        Err(e) => e.challenged(BASIC_CHALLENGE.into()).into_response(),
+) -> (Response<Body>, Option<String>) {
+    let mut login = None;
+    match issue(auth, policy, parts, body, peer, &mut login).await {
+        Ok((r, user)) => (r, Some(user).filter(|u| !u.is_empty())),
+        Err(e) => {
+            let user = login.filter(|_| e.is_wrong_password());
+            (e.challenged(BASIC_CHALLENGE.into()).into_response(), user)
+        }
     }
 }
 
+/// The token answer and the user it was issued to. `login` is set to the
+/// name given for a password login before it is checked.
 async fn issue(
     auth: &Auth,
     policy: &Policy,
     parts: &http::request::Parts,
     body: Option<Bytes>,
     peer: IpAddr,
-) -> Result<Response<Body>, AuthError> {
+    login: &mut Option<String>,
+) -> Result<(Response<Body>, String), AuthError> {
     let (identity, scopes, offline, grant) = match parts.method {
         Method::GET => {
             let q = Query::parse(parts.uri.query());
@@ -73,7 +83,10 @@ async fn issue(
             // No credentials: an anonymous token, holding only what the
             // rules give anonymous users.
             let identity = match basic_credentials(value) {
-                Some(creds) => auth.authenticate(&creds, peer).await?,
+                Some(creds) => {
+                    *login = Some(creds.user.clone());
+                    auth.authenticate(&creds, peer).await?
+                }
                 None if value.is_empty() => Identity {
                     user: String::new(),
                     groups: vec![],
@@ -111,6 +124,7 @@ async fn issue(
                         user: form.get("username").unwrap_or_default().to_string(),
                         password: Secret::new(form.get("password").unwrap_or_default()),
                     };
+                    *login = Some(creds.user.clone());
                     let identity = auth.authenticate(&creds, peer).await?;
                     (
                         identity,
@@ -196,7 +210,7 @@ async fn issue(
         body["refresh_token"] = refresh.into();
     }
     tracing::info!(user = %identity.user, grant, scopes = scopes.len(), offline, "token issued");
-    Ok(response::json(StatusCode::OK, &body))
+    Ok((response::json(StatusCode::OK, &body), identity.user))
 }
 
 /// The part of each requested scope the rules allow; entries with nothing

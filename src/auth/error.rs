@@ -16,8 +16,12 @@ pub enum AuthError {
     Route(OciError),
     /// 401: log in (again); `challenge` is the `WWW-Authenticate` value.
     Unauthorized { challenge: String, why: Why },
-    /// 403: logged in, but not allowed to do `action` on `repo`.
-    Denied { repo: String, action: &'static str },
+    /// 403: `user` is logged in, but not allowed to do `action` on `repo`.
+    Denied {
+        repo: String,
+        action: &'static str,
+        user: String,
+    },
     /// 429: too many failed logins; try again later.
     TooManyAttempts { retry_after: Duration },
     /// 503: a login backend is down.
@@ -37,8 +41,12 @@ pub enum Why {
     Malformed,
     /// The token service takes Basic credentials (or none) on `GET`.
     NotBasic,
-    /// Wrong password, or no such user.
+    /// No such user (or an unusable name or empty password).
     BadLogin,
+    /// A user a backend knows, with a wrong password. Answered exactly as
+    /// [`Why::BadLogin`] (a client cannot probe names); only the logs tell
+    /// them apart, as only a real user's name is logged.
+    WrongPassword,
     /// A Bearer token that is not one of ours for this use.
     BadToken,
     ExpiredToken,
@@ -57,7 +65,7 @@ impl Why {
             Why::NoCredentials => "authentication required; hint: log in first (docker login), or send Basic credentials",
             Why::Malformed => "authentication required: the Authorization header is not Basic user:password or a Bearer token; hint: log in again (docker login)",
             Why::NotBasic => "authentication required: the token service takes Basic credentials; hint: send Authorization: Basic, or no Authorization header for anonymous access",
-            Why::BadLogin => "authentication required: invalid username or password; hint: check both and log in again",
+            Why::BadLogin | Why::WrongPassword => "authentication required: invalid username or password; hint: check both and log in again",
             Why::BadToken => "authentication required: the token is not valid here (malformed, changed, or from another registry); hint: get a new one from the token service (docker login again)",
             Why::ExpiredToken => "authentication required: the token has expired; hint: get a new one from the token service",
             Why::Scope => "authentication required: the token does not grant this action; hint: ask the token service for a token with this scope",
@@ -84,6 +92,26 @@ impl AuthError {
             AuthError::Unauthorized { why, .. } => AuthError::Unauthorized { challenge, why },
             other => other,
         }
+    }
+
+    /// For a 403, who was denied what (user, action): for the access log.
+    pub fn denied(&self) -> Option<(&str, &'static str)> {
+        match self {
+            AuthError::Denied { user, action, .. } => Some((user, action)),
+            _ => None,
+        }
+    }
+
+    /// A real user's wrong password: the login name may then be logged
+    /// (an unknown name is often a password typed in the wrong field).
+    pub fn is_wrong_password(&self) -> bool {
+        matches!(
+            self,
+            AuthError::Unauthorized {
+                why: Why::WrongPassword,
+                ..
+            }
+        )
     }
 
     /// The one place an auth error becomes an HTTP answer.
@@ -125,7 +153,7 @@ impl AuthError {
         // Docker retries a DENIED error that carries only the default message
         // and no detail, as if it were transient; the access record (as
         // Distribution sends it) makes it final.
-        if let AuthError::Denied { repo, action } = &self {
+        if let AuthError::Denied { repo, action, .. } = &self {
             error["detail"] =
                 serde_json::json!([{ "Type": "repository", "Name": repo, "Action": action }]);
         }
@@ -164,6 +192,7 @@ mod tests {
             Malformed,
             NotBasic,
             BadLogin,
+            WrongPassword,
             BadToken,
             ExpiredToken,
             Scope,

@@ -109,10 +109,11 @@ impl Auth {
                 // wrong field: only names of real users are logged.
                 if known {
                     tracing::info!(target: "regproxy::audit", event = "login_failed", %peer, user, "failed login: wrong password");
+                    Err(AuthError::unauthorized(Why::WrongPassword))
                 } else {
                     tracing::info!(target: "regproxy::audit", event = "login_failed", %peer, "failed login: unknown user");
+                    Err(AuthError::unauthorized(Why::BadLogin))
                 }
-                Err(AuthError::unauthorized(Why::BadLogin))
             }
         }
     }

@@ -350,6 +350,7 @@ impl Authorizer {
                 ref r => AuthError::Denied {
                     repo: r.repo().map(|n| n.to_string()).unwrap_or_default(),
                     action: action.map(Action::as_str).unwrap_or("pull"),
+                    user: subject.user.unwrap_or_default(),
                 },
             });
         }
@@ -368,16 +369,17 @@ impl Authorizer {
         })
     }
 
-    /// Answers `GET`/`POST /auth/token`.
+    /// Answers `GET`/`POST /auth/token`; also returns the user name the
+    /// access log may show (see [`endpoint::handle`]).
     pub async fn token_endpoint(
         &self,
         parts: &http::request::Parts,
         body: Option<bytes::Bytes>,
         peer: IpAddr,
-    ) -> Response<Body> {
+    ) -> (Response<Body>, Option<String>) {
         match &self.auth {
             Some(auth) => endpoint::handle(auth, &self.policy(), parts, body, peer).await,
-            None => response::error(&OciError::NotFound),
+            None => (response::error(&OciError::NotFound), None),
         }
     }
 }

@@ -126,10 +126,12 @@ impl Front {
                 Err(e) => return response::error(&e),
             };
             record.add_bytes_in(body.as_ref().map_or(0, |b| b.len() as u64));
-            return self
+            let (resp, user) = self
                 .authorizer
                 .token_endpoint(&parts, body, peer.ip())
                 .await;
+            record.set_access(user.as_deref(), None);
+            return resp;
         }
         let route = match Route::parse(parts.uri.path()) {
             Ok(r) => r,
@@ -145,7 +147,12 @@ impl Front {
         };
         let access = match self.authorizer.authorize(route, &info).await {
             Ok(a) => a,
-            Err(e) => return e.into_response(),
+            Err(e) => {
+                if let Some((user, action)) = e.denied() {
+                    record.set_access(Some(user), Some(action));
+                }
+                return e.into_response();
+            }
         };
         record.set_access(access.user(), access.action().map(Action::as_str));
         let base_url = self.base_url(&parts.uri, &parts.headers);
