@@ -134,7 +134,7 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
         print_start(&config, &server, addr);
         tracing::info!(public = %format!("{}://{addr}", server.scheme()), admin = %admin_addr.map(|a| format!("http://{a}")).unwrap_or_else(|| "off".into()), "listeners");
         if let Some(a) = admin_addr {
-            println!("regproxy: admin endpoints on http://{a} (/healthz, /readyz, /metrics)");
+            println!("regproxy: admin endpoints on http://{a} (/healthz, /readyz, /metrics, /gc)");
         }
         let shutdown = shutdown_signal();
         println!("regproxy: listening on {}://{addr}", server.scheme());

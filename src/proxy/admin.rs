@@ -1,6 +1,7 @@
 //! The admin listener (default 127.0.0.1:5001, never the public port):
 //! `/healthz` (the process answers), `/readyz` (storage writable, the LDAP
-//! directory reachable when configured) and `/metrics` (Prometheus text).
+//! directory reachable when configured), `/metrics` (Prometheus text) and
+//! `/gc` (garbage collection on request, [`super::admin_gc`]).
 //!
 //! Plain HTTP/1.1, no authentication: bind it to loopback or a management
 //! network only.
@@ -22,6 +23,8 @@ use tokio::sync::Mutex;
 
 use crate::auth::Authorizer;
 use crate::oci::response::{self, Body};
+use crate::registry::gc::GcOptions;
+use crate::registry::Registry;
 
 /// How long the blob-store size is reused before it is walked again.
 const STORAGE_REFRESH: Duration = Duration::from_secs(60);
@@ -32,6 +35,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Admin {
     storage_root: PathBuf,
     authorizer: Authorizer,
+    registry: Registry,
+    /// The `gc:` settings a `POST /gc` starts from.
+    gc_defaults: GcOptions,
     /// When the blob-store size was last measured.
     measured: Mutex<Option<Instant>>,
     /// Set when a stop has begun: `/readyz` then answers 503.
@@ -39,10 +45,17 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub fn new(storage_root: PathBuf, authorizer: Authorizer) -> Admin {
+    pub fn new(
+        storage_root: PathBuf,
+        authorizer: Authorizer,
+        registry: Registry,
+        gc_defaults: GcOptions,
+    ) -> Admin {
         Admin {
             storage_root,
             authorizer,
+            registry,
+            gc_defaults,
             measured: Mutex::new(None),
             stopping: AtomicBool::new(false),
         }
@@ -54,11 +67,18 @@ impl Admin {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        if req.uri().path() == "/gc" {
+            let (method, query) = (req.method(), req.uri().query());
+            return super::admin_gc::handle(&self.registry, self.gc_defaults, method, query).await;
+        }
         if req.method() != Method::GET && req.method() != Method::HEAD {
-            return text(
+            let mut r = text(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "the admin endpoints answer GET\n".into(),
+                "the admin endpoints answer GET (POST only /gc)\n".into(),
             );
+            r.headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
         }
         match req.uri().path() {
             "/healthz" => text(StatusCode::OK, "ok\n".into()),
@@ -76,7 +96,7 @@ impl Admin {
             }
             _ => text(
                 StatusCode::NOT_FOUND,
-                "not found; the admin listener serves /healthz, /readyz and /metrics\n".into(),
+                "not found; the admin listener serves /healthz, /readyz, /metrics and /gc\n".into(),
             ),
         }
     }

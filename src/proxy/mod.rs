@@ -8,6 +8,7 @@
 
 mod access_log;
 mod admin;
+mod admin_gc;
 mod drain;
 mod idle;
 mod limits;
@@ -65,7 +66,7 @@ pub struct Server {
     limits: crate::config::Limits,
     /// Garbage collection and the purge of abandoned uploads.
     housekeeping: Schedule,
-    /// `/healthz`, `/readyz` and `/metrics`, served when a listener is given.
+    /// `/healthz`, `/readyz`, `/metrics` and `/gc`, served when a listener is given.
     admin: Arc<admin::Admin>,
     admin_listener: Option<TcpListener>,
     /// How long a stop waits for requests in flight.
@@ -87,12 +88,21 @@ impl Server {
                 (Authorizer::new(settings, config.policy.clone())?, admin)
             }
         };
+        let space = &config.space;
+        let gc = GcOptions {
+            dry_run: false,
+            untagged: space.gc_untagged,
+            grace: space.gc_grace,
+        };
+        let registry = Registry::new(Arc::new(storage));
         let admin = Arc::new(admin::Admin::new(
             config.storage_root.clone(),
             authorizer.clone(),
+            registry.clone(),
+            gc,
         ));
         let front = Arc::new(pipeline::Front {
-            registry: Registry::new(Arc::new(storage)),
+            registry,
             authorizer,
             trust_forwarded_headers: config.trust_forwarded_headers,
             scheme: if tls.is_some() { "https" } else { "http" },
@@ -103,7 +113,6 @@ impl Server {
                 grace: config.space.gc_grace,
             },
         });
-        let space = &config.space;
         Ok(Server {
             front,
             tls,
@@ -112,11 +121,7 @@ impl Server {
             limits: config.limits.clone(),
             housekeeping: Schedule {
                 gc_every: space.gc_interval,
-                gc: GcOptions {
-                    dry_run: false,
-                    untagged: space.gc_untagged,
-                    grace: space.gc_grace,
-                },
+                gc,
                 purge_every: space.purge_every(),
                 max_idle: space.upload_max_idle,
             },

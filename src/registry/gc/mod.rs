@@ -62,6 +62,17 @@ impl Registry {
     /// remembers its report for [`Registry::last_gc_report`].
     pub async fn gc(&self, options: GcOptions) -> Result<GcReport> {
         let _one = self.gc.running.lock().await;
+        self.collect_and_keep(options).await
+    }
+
+    /// Like [`Registry::gc`], but `None` at once when a collection is
+    /// already running (the admin endpoint answers 409 then).
+    pub async fn try_gc(&self, options: GcOptions) -> Option<Result<GcReport>> {
+        let _one = self.gc.running.try_lock().ok()?;
+        Some(self.collect_and_keep(options).await)
+    }
+
+    async fn collect_and_keep(&self, options: GcOptions) -> Result<GcReport> {
         let report = self.collect(options).await?;
         *self.gc.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
         Ok(report)
