@@ -2,8 +2,9 @@
 //! `/readyz` with a real storage write and a real slapd, `/metrics` after
 //! traffic), the access log and the audit records (text and JSON, never a
 //! secret, with every credential kind used), a graceful stop during an
-//! upload (exit 0, the client's retry succeeds after the restart) and
-//! SIGHUP reloading users.
+//! upload (exit 0, the client's retry succeeds after the restart; with raw
+//! requests, and with a real `docker push` over a throttled link between
+//! two network namespaces) and SIGHUP reloading users.
 //!
 //! Long file: the operations tests share one setup (htpasswd + slapd + rules) and its push and raw-upload helpers; most of the length is rustfmt's layout of long assertion lists.
 
@@ -851,4 +852,134 @@ fn access_log_names_the_user_of_denied_requests_and_token_logins() {
     for secret in [HANK.1, WRONG_PASSWORD, UNKNOWN_USER, ldap_password("alice")] {
         assert!(!logs.contains(secret), "the log holds {secret:?}:\n{logs}");
     }
+}
+
+/// The image pushed during the stop: one layer, sent over a link of
+/// [`SLOW_RATE`], so the upload lasts about 10 s, far longer than the
+/// shutdown timeout: the stop always cuts it.
+const BIG_LAYER: usize = 48 * 1024 * 1024;
+const SLOW_RATE: &str = "40mbit";
+const STOP_TIMEOUT_SECS: u64 = 2;
+const CMD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Bytes received so far by the uploads in progress of `repo`.
+fn upload_bytes(data: &Path, repo: &str) -> u64 {
+    let dir = data.join("docker/registry/v2/repositories").join(repo).join("_uploads");
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| std::fs::metadata(e.path().join("data")).ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `serve` inside the LAN's server namespace, on `listen`, TLS on.
+fn serve_on_lan(lan: &Lan, config: &Path, data: &Path, listen: &str) -> Regproxy {
+    Regproxy::start_wrapped(
+        &lan.server.exec_prefix(),
+        &[
+            "serve",
+            "--config",
+            path_str(config),
+            "--listen",
+            listen,
+            "--data",
+            path_str(data),
+        ],
+    )
+}
+
+#[test]
+fn sigterm_during_a_real_docker_push_exits_0_and_the_retried_push_succeeds() {
+    // Declared first, dropped last: the processes below stop before the
+    // namespaces and the link are removed.
+    let lan = Lan::create();
+    let dir = temp_dir("regproxy-ops-docker-stop-");
+    let data = dir.path().join("data");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "tls:\n  hosts: [{ip}]\nauth:\n  enabled: false\nshutdown_timeout_secs: {STOP_TIMEOUT_SECS}\n",
+            ip = lan.server_ip()
+        ),
+    );
+    let listen = format!("{}:5000", lan.server_ip());
+    let mut server = serve_on_lan(&lan, &config, &data, &listen);
+    // The client host: its own engine, trusting the CA serve made.
+    let ca = std::fs::read_to_string(dir.path().join("certs/ca.crt")).expect("read ca.crt");
+    lan.client
+        .write_etc(&format!("docker/certs.d/{listen}/ca.crt"), &ca);
+    let engine = Dockerd::start_wrapped(&lan.client.enter(&[lan.client.bind_etc("docker")]));
+    let image = format!("{listen}/team/big:1");
+    let tarball = write_rootfs_tarball(&dir.path().join("big.tar"), BIG_LAYER);
+    engine.docker_ok(["import", path_str(&tarball), &image]);
+    let image_id = engine.inspect(&image, "{{.Id}}");
+    // Throttle the client's uploads (its end of the link).
+    let tc = require_tool("tc", "iproute2");
+    let mut cmd = wrapped_command(&lan.client.exec_prefix(), &tc);
+    cmd.args(["qdisc", "add", "dev", lan.client_dev(), "root", "tbf", "rate", SLOW_RATE])
+        .args(["burst", "64kbit", "latency", "400ms"]);
+    run_ok(&mut cmd, CMD_TIMEOUT);
+
+    // The push runs in its own process; SIGTERM once the server has
+    // written the first MiB of the layer.
+    let mut push_cmd = engine.command(["push", &image]);
+    push_cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut first_push = Proc::spawn("docker push", &mut push_cmd);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while upload_bytes(&data, "team/big") < 1024 * 1024 {
+        assert!(
+            Instant::now() < deadline && first_push.try_exit_status().is_none(),
+            "the layer upload never started:\n{}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    sigterm(&server);
+    let limit = Duration::from_secs(STOP_TIMEOUT_SECS + 20);
+    let status = wait_exit(&mut server, limit)
+        .unwrap_or_else(|| panic!("no exit within {limit:?} of SIGTERM:\n{}", server.logs()));
+    assert_eq!(status.code(), Some(0), "{}", server.logs());
+    assert!(
+        server.logs().contains("did not finish in time"),
+        "the stop did not cut the upload:\n{}",
+        server.logs()
+    );
+    let kept = upload_bytes(&data, "team/big");
+    assert!(kept < BIG_LAYER as u64, "the whole layer arrived ({kept} bytes)");
+
+    // Restart on the same address and data; the link is fast again.
+    let server = serve_on_lan(&lan, &config, &data, &listen);
+    let mut cmd = wrapped_command(&lan.client.exec_prefix(), &tc);
+    cmd.args(["qdisc", "del", "dev", lan.client_dev(), "root"]);
+    run_ok(&mut cmd, CMD_TIMEOUT);
+    // The cut push ends (Docker's own retries may succeed against the new
+    // process); then the user's retry succeeds.
+    let deadline = Instant::now() + Duration::from_secs(150);
+    while first_push.try_exit_status().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (first, _) = first_push.terminate(Duration::from_secs(5));
+    eprintln!("the push cut by the stop ended: {first:?}");
+    let retry = engine.docker(["push", &image]);
+    assert!(retry.status.success(), "{}", output_text(&retry));
+    let text = String::from_utf8_lossy(&retry.stdout);
+    let digest = text
+        .split("digest: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest in the push output:\n{text}"))
+        .to_string();
+
+    // Pull it back by the digest the push reported: the same image.
+    engine.docker_ok(["rmi", &image]);
+    let by_digest = format!("{listen}/team/big@{digest}");
+    engine.docker_ok(["pull", &by_digest]);
+    assert_eq!(engine.inspect(&by_digest, "{{.Id}}"), image_id);
+    drop(server);
 }
