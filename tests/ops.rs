@@ -99,11 +99,37 @@ fn manifest(config: (&str, usize), layer: (&str, usize)) -> Vec<u8> {
 
 /// The value of the sample `name` (a full series, labels included).
 fn sample(metrics: &str, series: &str) -> f64 {
+    try_sample(metrics, series).unwrap_or_else(|| panic!("no sample {series} in:\n{metrics}"))
+}
+
+fn try_sample(metrics: &str, series: &str) -> Option<f64> {
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no sample {series} in:\n{metrics}"))
+}
+
+/// `/metrics` of the admin listener (must answer 200).
+fn scrape(server: &Regproxy) -> String {
+    let m = http_get(&server.admin_url("/metrics"));
+    assert_eq!(m.status, 200, "{}", m.text());
+    m.text()
+}
+
+/// Panics unless every series has exactly its value, listing all that differ.
+fn assert_samples(metrics: &str, expected: &[(String, f64)]) {
+    let wrong: Vec<String> = expected
+        .iter()
+        .filter_map(|(series, want)| {
+            let got = try_sample(metrics, series);
+            (got != Some(*want)).then(|| format!("{series}: want {want}, got {got:?}"))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{}\n--- metrics ---\n{metrics}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -219,144 +245,55 @@ fn admin_endpoints_metrics_access_log_and_audit_after_traffic() {
     assert_eq!(del.status, 202, "{}", del.text());
 
     // Metrics.
-    let m = http_get(&server.admin_url("/metrics"));
-    assert_eq!(m.status, 200);
-    let m = m.text();
-    eprintln!("{m}");
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_http_requests_total{route="manifest",status="201"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_http_requests_total{route="manifest",status="403"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_http_requests_total{route="manifest",status="202"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_http_requests_total{route="upload",status="201"}"#
-        ),
-        2.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_http_requests_total{route="upload",status="202"}"#
-        ),
-        2.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_http_requests_total{route="blob",status="200"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_http_requests_total{route="token",status="200"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_http_requests_total{route="base",status="401"}"#
-        ),
-        2.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_http_requests_total{route="tags",status="401"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_http_request_duration_seconds_count{route="upload"}"#
-        ),
-        4.0
-    );
-    // The denied PUT's body is never read.
-    let body_in = sample(&m, "regproxy_http_request_body_bytes_total");
-    assert_eq!(
-        body_in,
-        (layer.len() + config_blob.len() + body.len()) as f64
+    let m = scrape(&server);
+    let requests = |route: &str, status: u16| {
+        format!(r#"regproxy_http_requests_total{{route="{route}",status="{status}"}}"#)
+    };
+    let auth = |backend: &str, outcome: &str| {
+        format!(r#"regproxy_auth_attempts_total{{backend="{backend}",outcome="{outcome}"}}"#)
+    };
+    assert_samples(
+        &m,
+        &[
+            (requests("manifest", 201), 1.0),
+            (requests("manifest", 403), 1.0),
+            (requests("manifest", 202), 1.0),
+            (requests("upload", 201), 2.0),
+            (requests("upload", 202), 2.0),
+            (requests("blob", 200), 1.0),
+            (requests("token", 200), 1.0),
+            (requests("base", 401), 2.0),
+            (requests("tags", 401), 1.0),
+            (
+                r#"regproxy_http_request_duration_seconds_count{route="upload"}"#.into(),
+                4.0,
+            ),
+            // The denied PUT's body is never read.
+            (
+                "regproxy_http_request_body_bytes_total".into(),
+                (layer.len() + config_blob.len() + body.len()) as f64,
+            ),
+            ("regproxy_active_uploads".into(), 0.0),
+            // hank: first Basic login checks bcrypt, the next come from the cache.
+            (auth("htpasswd", "success"), 1.0),
+            (auth("htpasswd", "failure"), 1.0),
+            (auth("ldap", "success"), 1.0),
+            // the unknown user is looked up in LDAP too
+            (auth("ldap", "failure"), 1.0),
+            (auth("token", "success"), 1.0),
+            (auth("token", "failure"), 1.0),
+            (
+                r#"regproxy_credential_cache_lookups_total{result="miss"}"#.into(),
+                4.0,
+            ),
+        ],
     );
     assert!(sample(&m, "regproxy_http_response_body_bytes_total") >= layer.len() as f64);
-    assert_eq!(sample(&m, "regproxy_active_uploads"), 0.0);
-    // hank: first Basic login checks bcrypt, the next come from the cache.
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_auth_attempts_total{backend="htpasswd",outcome="success"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_auth_attempts_total{backend="htpasswd",outcome="failure"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_auth_attempts_total{backend="ldap",outcome="success"}"#
-        ),
-        1.0
-    );
-    // the unknown user is looked up in LDAP too
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_auth_attempts_total{backend="ldap",outcome="failure"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_auth_attempts_total{backend="token",outcome="success"}"#
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_auth_attempts_total{backend="token",outcome="failure"}"#
-        ),
-        1.0
-    );
     assert!(
         sample(
             &m,
             r#"regproxy_credential_cache_lookups_total{result="hit"}"#
         ) >= 5.0
-    );
-    assert_eq!(
-        sample(
-            &m,
-            r#"regproxy_credential_cache_lookups_total{result="miss"}"#
-        ),
-        4.0
     );
     let stored = sample(&m, "regproxy_storage_bytes");
     assert!(stored >= layer.len() as f64, "storage bytes {stored}");
@@ -557,8 +494,7 @@ fn start_slow_patch(server: &Regproxy, location: &str, auth: &str, data: &[u8]) 
 /// active-uploads gauge says 1), so the stop finds a request in flight.
 fn wait_upload_in_progress(server: &Regproxy) {
     for _ in 0..200 {
-        let m = http_get(&server.admin_url("/metrics")).text();
-        if m.lines().any(|l| l == "regproxy_active_uploads 1") {
+        if try_sample(&scrape(server), "regproxy_active_uploads") == Some(1.0) {
             return;
         }
         std::thread::sleep(Duration::from_millis(25));
@@ -864,7 +800,10 @@ const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Bytes received so far by the uploads in progress of `repo`.
 fn upload_bytes(data: &Path, repo: &str) -> u64 {
-    let dir = data.join("docker/registry/v2/repositories").join(repo).join("_uploads");
+    let dir = data
+        .join("docker/registry/v2/repositories")
+        .join(repo)
+        .join("_uploads");
     std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -920,8 +859,17 @@ fn sigterm_during_a_real_docker_push_exits_0_and_the_retried_push_succeeds() {
     // Throttle the client's uploads (its end of the link).
     let tc = require_tool("tc", "iproute2");
     let mut cmd = wrapped_command(&lan.client.exec_prefix(), &tc);
-    cmd.args(["qdisc", "add", "dev", lan.client_dev(), "root", "tbf", "rate", SLOW_RATE])
-        .args(["burst", "64kbit", "latency", "400ms"]);
+    cmd.args([
+        "qdisc",
+        "add",
+        "dev",
+        lan.client_dev(),
+        "root",
+        "tbf",
+        "rate",
+        SLOW_RATE,
+    ])
+    .args(["burst", "64kbit", "latency", "400ms"]);
     run_ok(&mut cmd, CMD_TIMEOUT);
 
     // The push runs in its own process; SIGTERM once the server has
@@ -951,7 +899,10 @@ fn sigterm_during_a_real_docker_push_exits_0_and_the_retried_push_succeeds() {
         server.logs()
     );
     let kept = upload_bytes(&data, "team/big");
-    assert!(kept < BIG_LAYER as u64, "the whole layer arrived ({kept} bytes)");
+    assert!(
+        kept < BIG_LAYER as u64,
+        "the whole layer arrived ({kept} bytes)"
+    );
 
     // Restart on the same address and data; the link is fast again.
     let server = serve_on_lan(&lan, &config, &data, &listen);
