@@ -461,7 +461,8 @@ fn admin_gc_endpoint_frees_what_regproxy_gc_would_and_runs_one_at_a_time() {
     {
         use std::io::Write;
         let mut w = writer;
-        w.write_all(&manifest).expect("write the manifest into the FIFO");
+        w.write_all(&manifest)
+            .expect("write the manifest into the FIFO");
     }
     let first = first.join().expect("the first POST");
     assert_eq!(first.status, 200, "{}", first.text());

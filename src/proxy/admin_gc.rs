@@ -155,7 +155,9 @@ mod tests {
         assert!(o.dry_run && o.untagged && o.grace.is_zero());
         let o = options(d, None).unwrap();
         assert!(!o.dry_run && !o.untagged && o.grace == d.grace);
-        assert!(options(d, Some("dry_run=maybe")).unwrap_err().contains("maybe"));
+        assert!(options(d, Some("dry_run=maybe"))
+            .unwrap_err()
+            .contains("maybe"));
         assert!(options(d, Some("force=1")).unwrap_err().contains("force"));
         assert!(options(d, Some("grace=soon")).is_err());
     }
