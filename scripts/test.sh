@@ -37,6 +37,7 @@ TOOLS=(
   "wrk:wrk"                         # the benchmark's request rates
   "/usr/bin/chromium:chromium"      # the web UI's browser tests (headless)
   "/usr/bin/chromedriver:chromium-driver"
+  "docker-compose:docker-compose"   # compose.yaml with the real engine
 )
 
 have() {

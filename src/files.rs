@@ -1,6 +1,12 @@
 //! Writing a small file so it is never seen half-written: a temp file in
 //! the same directory, the mode set before any byte lands, fsync, rename.
 //! Shared by certificates, the token key and the htpasswd file.
+//!
+//! A file that is itself a mount point (a single file bind-mounted into a
+//! container, e.g. compose's `./htpasswd:/srv/regproxy/htpasswd`) cannot be
+//! replaced by a rename (EBUSY): it is then rewritten in place and synced,
+//! which a reader may catch half-written (the htpasswd reload re-reads it
+//! when its size or time stamp changes again).
 
 use std::io::Write;
 use std::path::Path;
@@ -24,8 +30,30 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<
     let _ = mode;
     tmp.write_all(contents)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    match tmp.persist(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.error.raw_os_error() == Some(libc::EBUSY) && path.is_file() => {
+            rewrite_in_place(path, contents, mode)
+        }
+        Err(e) => Err(e.error),
+    }
+}
+
+/// Truncates and rewrites `path` (same inode), with `mode`, then fsync.
+fn rewrite_in_place(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    f.write_all(contents)?;
+    f.sync_all()
 }
 
 #[cfg(test)]

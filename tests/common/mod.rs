@@ -19,6 +19,7 @@
 mod auth_server;
 mod certs;
 mod clients;
+mod compose;
 mod distribution;
 mod dockerd;
 mod http;
@@ -37,6 +38,7 @@ pub use auth_server::{
 };
 pub use certs::CertsDir;
 pub use clients::{curl, Podman, Skopeo};
+pub use compose::{assert_static_executable, build_static_binary, compose_dir, Compose};
 pub use distribution::Distribution;
 pub use dockerd::Dockerd;
 pub use http::{http_get, http_request, HttpResponse};
