@@ -156,6 +156,7 @@ impl Authorizer {
                 Some(a) => AuthError::Denied {
                     repo: route.repo().map(|n| n.to_string()).unwrap_or_default(),
                     action: a.as_str(),
+                    user: subject.user.clone().unwrap_or_default(),
                 },
             });
         }
