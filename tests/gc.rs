@@ -89,16 +89,6 @@ fn blob_on_disk(root: &Path, digest: &str) -> bool {
         .is_file()
 }
 
-fn delete(url: &str, repo: &str, reference: &str) {
-    let r = http_request(
-        "DELETE",
-        &format!("{url}/v2/{repo}/manifests/{reference}"),
-        &[],
-        None,
-    );
-    assert_eq!(r.status, 202, "DELETE {repo}:{reference}: {}", r.text());
-}
-
 fn total(report: &Value) -> (u64, u64) {
     (
         report["total"]["blobs"].as_u64().unwrap(),
@@ -126,7 +116,7 @@ fn gc_frees_deleted_content_and_keeps_what_is_referenced() {
     push_image(&url, "team/a", Some("v1"), &a);
     push_image(&url, "team/b", Some("v1"), &b);
     push_image(&url, "team/a", Some("old"), &old);
-    delete(&url, "team/a", &old.digest);
+    delete_manifest(&url, "team/a", &old.digest);
     let freed_bytes = old.bytes();
 
     // Everything is younger than the default grace period (1 h): kept.
@@ -241,7 +231,7 @@ fn untagged_removes_only_what_no_tag_reaches() {
     push_image(&url, repo, None, &sbom);
     push_image(&url, repo, None, &orphan_sbom);
     // Deleting a tag leaves its manifest untagged.
-    delete(&url, repo, "v2");
+    delete_manifest(&url, repo, "v2");
 
     // Without --untagged every linked manifest is kept.
     assert_eq!(total(&gc_json(root.path(), &["--grace", "0s"])), (0, 0));

@@ -30,16 +30,6 @@ fn blob_data(root: &Path, digest: &str) -> std::path::PathBuf {
         .join("data")
 }
 
-fn delete(url: &str, repo: &str, reference: &str) {
-    let r = http_request(
-        "DELETE",
-        &format!("{url}/v2/{repo}/manifests/{reference}"),
-        &[],
-        None,
-    );
-    assert_eq!(r.status, 202, "DELETE {repo}:{reference}: {}", r.text());
-}
-
 /// `regproxy gc --data ROOT --json EXTRA...` as JSON (the server may run:
 /// only dry runs are made with it here).
 fn cli_gc_json(root: &Path, extra: &[&str]) -> serde_json::Value {
@@ -101,7 +91,7 @@ fn admin_gc_endpoint_frees_what_regproxy_gc_would_and_runs_one_at_a_time() {
     let gone = RawImage::random(2, 300 * KIB);
     push_image(&url, "team/kept", Some("v1"), &kept);
     push_image(&url, "team/gone", Some("v1"), &gone);
-    delete(&url, "team/gone", &gone.digest);
+    delete_manifest(&url, "team/gone", &gone.digest);
 
     // A dry run frees nothing and reports what `regproxy gc` would free.
     let before = files(&root);

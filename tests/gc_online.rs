@@ -37,16 +37,6 @@ fn blob_on_disk(root: &Path, digest: &str) -> bool {
         .is_file()
 }
 
-fn delete(url: &str, repo: &str, reference: &str) {
-    let r = http_request(
-        "DELETE",
-        &format!("{url}/v2/{repo}/manifests/{reference}"),
-        &[],
-        None,
-    );
-    assert_eq!(r.status, 202, "DELETE {repo}:{reference}: {}", r.text());
-}
-
 #[test]
 fn gc_during_concurrent_pushes_loses_nothing() {
     let work = temp_dir("gc-online-");
@@ -75,7 +65,7 @@ fn gc_during_concurrent_pushes_loses_nothing() {
     let victims: Vec<RawImage> = (0..6).map(|_| RawImage::random(2, 256 * KIB)).collect();
     for (i, v) in victims.iter().enumerate() {
         push_image(&url, &format!("victim/{i}"), Some("v1"), v);
-        delete(&url, &format!("victim/{i}"), &v.digest);
+        delete_manifest(&url, &format!("victim/{i}"), &v.digest);
     }
     // Start the pushes shortly before the victims become collectable, so
     // the collector deletes them while the clients push.
@@ -130,7 +120,7 @@ fn gc_during_concurrent_pushes_loses_nothing() {
                 let repo = format!("victim/{i}");
                 for round in 0..6 {
                     if round > 0 {
-                        delete(&url, &repo, &v.digest);
+                        delete_manifest(&url, &repo, &v.digest);
                         thread::sleep(Duration::from_millis(700));
                     }
                     push_image(&url, &repo, Some("v1"), &v);

@@ -54,8 +54,8 @@ pub use oci::{
 };
 pub use process::{free_port, output_text, run, run_ok, run_with_input, Proc};
 pub use rawpush::{
-    digest_of, manifest_status, pull_and_verify, push_blob, push_image, put_manifest, RawImage,
-    RAW_INDEX, RAW_MANIFEST,
+    delete_manifest, digest_of, manifest_status, pull_and_verify, push_blob, push_image,
+    put_manifest, RawImage, RAW_INDEX, RAW_MANIFEST,
 };
 pub use regproxy::{add_users, serve_config, write_config, Regproxy};
 pub use slapd::*;

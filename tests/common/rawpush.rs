@@ -165,6 +165,17 @@ pub fn pull_and_verify(url: &str, repo: &str, reference: &str, img: &RawImage) {
     }
 }
 
+/// `DELETE /v2/<repo>/manifests/<reference>`; panics unless it answers 202.
+pub fn delete_manifest(url: &str, repo: &str, reference: &str) {
+    let r = http_request(
+        "DELETE",
+        &format!("{url}/v2/{repo}/manifests/{reference}"),
+        &[],
+        None,
+    );
+    assert_eq!(r.status, 202, "DELETE {repo}:{reference}: {}", r.text());
+}
+
 /// The status of `GET /v2/<repo>/manifests/<reference>`.
 pub fn manifest_status(url: &str, repo: &str, reference: &str) -> u16 {
     http_request(
