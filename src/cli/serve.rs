@@ -71,6 +71,7 @@ fn serve_config(args: &ServeArgs) -> Result<Config, CliError> {
 pub fn run(args: ServeArgs) -> Result<(), CliError> {
     let config = serve_config(&args)?;
     init_logging(config.log_format);
+    limit_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -302,3 +303,26 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
         tracing::info!("shutdown requested");
     }
 }
+
+/// glibc's malloc gives each thread that allocates an arena of its own, up
+/// to 8 per core, and keeps what is freed in each; with uploads handing
+/// buffers between the reactor and the blocking pool, that memory is held
+/// many times over. One arena per core keeps the resting size and the peak
+/// under many uploads small (issue 13) at no measurable cost in speed.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return; // the operator's own setting wins
+    }
+    let cores = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2);
+    let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
+    // SAFETY: mallopt only sets a tunable; called before the runtime's threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}

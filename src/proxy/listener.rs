@@ -26,16 +26,21 @@ use super::pipeline::Front;
 use crate::config::Limits;
 use crate::tls::{plain_http_answer, HandshakeLog, TlsServer};
 
-/// The most hyper buffers per HTTP/1 connection while reading.
-const HTTP1_READ_BUFFER: usize = 64 * 1024;
+/// The most hyper buffers per HTTP/1 connection while reading; also the
+/// largest request head (hyper answers 431 past it). 32 KiB holds any
+/// registry client's head (nginx allows 8 KiB per header line by default)
+/// and, with the two 64 KiB batches of an upload, keeps an HTTP/1.1 upload
+/// under 160 KiB in flight.
+const HTTP1_READ_BUFFER: usize = 32 * 1024;
 /// The largest request header list on HTTP/2: as much as an HTTP/1.1
 /// request head may hold (hyper's HTTP/2 default is 16 KiB).
 const MAX_HEADER_LIST: u32 = HTTP1_READ_BUFFER as u32;
-/// HTTP/2 flow control, sized for blobs on a LAN: a stream may have this
-/// much of a request body in flight unread (it bounds what an HTTP/2
-/// upload buffers, as the two 128 KiB batches do on HTTP/1.1, plus hyper's
-/// share); 512 KiB per round trip is ~1 GB/s at a 0.5 ms RTT.
-const H2_STREAM_WINDOW: u32 = 512 * 1024;
+/// HTTP/2 flow control for request bodies: a stream may have this much of
+/// an upload in flight unread, so it bounds what an HTTP/2 upload buffers
+/// (plus the two 64 KiB batches): 256 KiB per upload in all, issue 13's
+/// bound. 128 KiB per round trip is ~1 Gbit/s at a 1 ms RTT. Downloads are
+/// paced by the client's window, not this one.
+const H2_STREAM_WINDOW: u32 = 128 * 1024;
 /// The connection's window: several uploads on one connection (Go clients
 /// multiplex) do not starve each other.
 const H2_CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
@@ -60,7 +65,7 @@ pub async fn serve(
     builder
         .http1()
         // Bounds hyper's per-connection read buffer (its default grows to
-        // ~400 KiB); uploads copy out of it in 128 KiB batches anyway.
+        // ~400 KiB); uploads copy out of it in 64 KiB batches anyway.
         .max_buf_size(HTTP1_READ_BUFFER)
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);

@@ -27,7 +27,7 @@ use crate::registry::storage::{Appended, ByteStream, Result, StorageError};
 
 /// Bytes gathered from the socket before one write to disk; an upload in
 /// flight holds two such buffers at most.
-pub(super) const BATCH: usize = 128 * 1024;
+pub(super) const BATCH: usize = 64 * 1024;
 /// Writeback is started every this many bytes, so the commit's fsync has
 /// little left to do.
 const WRITEBACK_EVERY: u64 = 8 << 20;
