@@ -219,8 +219,13 @@ async fn image_facts(storage: &std::sync::Arc<dyn Storage>, doc: &Value, own: u6
         Some((d, c.get("size")?.as_u64()?))
     });
     let layers = digests(doc, "layers");
+    // Sizes are what the manifest says (foreign layers and index entries
+    // are not checked against a blob): add without overflowing.
+    let size = (layers.iter().map(|l| l.1))
+        .chain(config.as_ref().map(|c| c.1))
+        .fold(own, u64::saturating_add);
     let mut facts = ImageFacts {
-        size: own + config.as_ref().map_or(0, |c| c.1) + layers.iter().map(|l| l.1).sum::<u64>(),
+        size,
         layers: layers.len(),
         created: None,
         platform: None,
@@ -283,7 +288,7 @@ async fn manifest_view(
                 }
                 _ => (size, None),
             };
-            view.size += child_size;
+            view.size = view.size.saturating_add(child_size);
             view.platforms.push(PlatformView {
                 platform: platform_of(desc.get("platform")).unwrap_or_else(|| "unknown".into()),
                 digest: d,
