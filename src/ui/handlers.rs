@@ -266,8 +266,10 @@ async fn repository(ctx: &Ctx<'_>, repo: RepoName) -> Resp {
         Ok(a) => a,
         Err(stop) => return ctx.refuse(stop),
     };
+    // Only a tag or digest is echoed: a link cannot make the page say
+    // anything else.
     let deleted = query(ctx.parts, "deleted");
-    let notice = (!deleted.is_empty()).then(|| format!("Deleted {deleted}."));
+    let notice = (deleted.parse::<Reference>().ok()).map(|r| format!("Deleted {r}."));
     match ctx.ui.registry.browse_repository(&access).await {
         Ok(view) => {
             let host = host_of(ctx.parts);
