@@ -161,16 +161,22 @@ impl Registry {
 
     /// Runs a garbage collection for an admin (any proof whose caller
     /// [`Authorized::is_admin`]), as [`Registry::gc`] does; anyone else is
-    /// told there is nothing here.
+    /// told there is nothing here. A real run (not a dry run) must name
+    /// the dry run it confirms ([`Registry::gc_confirmed`]); `Ok(None)`:
+    /// it does not, nothing was done.
     pub async fn gc_for(
         &self,
         access: &Authorized,
         options: GcOptions,
-    ) -> Result<GcReport, RegistryError> {
+        confirms: &str,
+    ) -> Result<Option<GcReport>, RegistryError> {
         if !access.is_admin() {
             return Err(OciError::NotFound.into());
         }
-        Ok(self.gc(options).await?)
+        if options.dry_run {
+            return Ok(Some(self.gc(options).await?));
+        }
+        Ok(self.gc_confirmed(options, confirms).await?)
     }
 
     /// Deletes a tag, or a manifest and its tags (a `Manifest` proof for

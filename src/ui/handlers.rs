@@ -402,8 +402,18 @@ async fn gc_run(ctx: &Ctx<'_>, form: &Form) -> Resp {
         Ok(a) => a,
         Err(stop) => return ctx.refuse(stop),
     };
-    match ctx.ui.registry.gc_for(&access, options).await {
-        Ok(_) => {
+    let confirms = form.get("confirms").unwrap_or("");
+    match ctx.ui.registry.gc_for(&access, options, confirms).await {
+        Ok(None) => wire::html(
+            StatusCode::CONFLICT,
+            problem(
+                "Dry run first",
+                &ctx.viewer,
+                "A collection runs only to confirm the dry run shown just before it, and this is not the last result (no dry run yet, or a newer collection since): run a dry run first. Nothing was deleted.",
+                "press Dry run on the garbage collection page, check what it would free, then press Collect garbage now",
+            ),
+        ),
+        Ok(Some(_)) => {
             tracing::info!(target: "regproxy::audit", event = "ui_gc", peer = %ctx.peer, user = ctx.session.user().unwrap_or(""), dry_run, "garbage collection from the web UI");
             wire::redirect("/ui/gc")
         }
