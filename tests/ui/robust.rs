@@ -99,6 +99,54 @@ fn a_repository_of_thousands_of_tags_and_an_index_without_its_children_render() 
     assert_eq!(r.status, 404);
 }
 
+/// An index as large as a manifest may be, every entry the same child
+/// manifest, itself nearly as large: a page must read the child once, not
+/// once per entry (28,000 reads of 4 MiB did not finish).
+#[test]
+fn an_index_repeating_one_huge_child_renders_without_reading_it_per_entry() {
+    let site = site_pushing(
+        |d| fixture::config_yaml(d, false),
+        |url| {
+            let base = image("linux", "amd64", None, "2026-07-01T00:00:00Z", 10);
+            let mut doc: serde_json::Value =
+                serde_json::from_slice(&base.manifest).expect("manifest");
+            doc["annotations"] = serde_json::json!({"pad": "x".repeat(4_000_000)});
+            let manifest = serde_json::to_vec(&doc).expect("JSON");
+            let child = common::RawImage {
+                digest: common::digest_of(&manifest),
+                manifest,
+                ..base
+            };
+            common::push_image(url, "team-a/huge", None, &child);
+            let entry = serde_json::json!({
+                "mediaType": common::RAW_MANIFEST, "digest": child.digest,
+                "size": child.manifest.len(),
+                "platform": {"os": "linux", "architecture": "amd64"},
+            });
+            let per = serde_json::to_vec(&entry).expect("JSON").len() + 1;
+            let n = (4 * 1024 * 1024 - 200) / per;
+            let doc = serde_json::json!({
+                "schemaVersion": 2, "mediaType": common::RAW_INDEX,
+                "manifests": vec![entry; n],
+            });
+            let manifest = serde_json::to_vec(&doc).expect("JSON");
+            let index = common::RawImage {
+                digest: common::digest_of(&manifest),
+                blobs: Vec::new(),
+                manifest,
+                media_type: common::RAW_INDEX,
+            };
+            common::put_manifest(url, "team-a/huge", "many", &index);
+        },
+    );
+    let alice = Client::sign_in(&site.server.url(), "alice", PASSWORD);
+    let r = alice.get("/ui/repo/team-a/huge");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = alice.get("/ui/repo/team-a/huge/-/manifest/many");
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("2026-07-01T00:00:00Z"));
+}
+
 fn basic(user: &str) -> String {
     use base64::Engine;
     let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{PASSWORD}"));
