@@ -212,8 +212,14 @@ mod tests {
         for _ in 0..MAX_SESSIONS {
             last = Some(store.start(mallory.clone(), false, SESSION_TTL));
         }
-        assert!(store.get(&theirs.cookie_value).is_some(), "alice was signed out");
-        assert!(store.get(&first.cookie_value).is_none(), "mallory's oldest went");
+        assert!(
+            store.get(&theirs.cookie_value).is_some(),
+            "alice was signed out"
+        );
+        assert!(
+            store.get(&first.cookie_value).is_none(),
+            "mallory's oldest went"
+        );
         let last = last.expect("started");
         assert!(store.get(&last.cookie_value).is_some());
     }

@@ -71,6 +71,10 @@ pub struct RepoView {
     pub bytes: u64,
 }
 
+/// The distinct children of an index whose manifests and configs a page
+/// reads (the rest show the index's own size and no time).
+const MAX_CHILDREN_READ: usize = 256;
+
 /// The proof does not fit the call: a bug in the caller, refused as if the
 /// repository were not there.
 fn misrouted() -> RegistryError {
@@ -287,12 +291,20 @@ async fn manifest_view(
     if doc.get("manifests").is_some() {
         let mut seen = BTreeSet::new();
         for (d, size, desc) in digests(&doc, "manifests") {
-            let (child_size, created) = match read_json(storage, &d).await {
-                Some(child) if seen.insert(d.clone()) => {
+            // Each child is read once, and only the first few: an index
+            // may repeat one large child thousands of times.
+            let read = seen.len() < MAX_CHILDREN_READ && seen.insert(d.clone());
+            let child = if read {
+                read_json(storage, &d).await
+            } else {
+                None
+            };
+            let (child_size, created) = match child {
+                Some(child) => {
                     let f = image_facts(storage, &child, size).await;
                     (f.size, f.created)
                 }
-                _ => (size, None),
+                None => (size, None),
             };
             view.size = view.size.saturating_add(child_size);
             view.platforms.push(PlatformView {
