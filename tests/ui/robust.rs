@@ -147,6 +147,37 @@ fn an_index_repeating_one_huge_child_renders_without_reading_it_per_entry() {
     assert!(r.text().contains("2026-07-01T00:00:00Z"));
 }
 
+/// One small image tagged many times, with one referrer as large as a
+/// manifest may be: a page must read that referrer once, not once per tag.
+#[test]
+fn many_tags_of_one_image_with_a_huge_referrer_render_without_reading_it_per_tag() {
+    let site = site_pushing(
+        |d| fixture::config_yaml(d, false),
+        |url| {
+            let img = image("linux", "amd64", None, "2026-08-01T00:00:00Z", 10);
+            common::push_image(url, "team-a/tagged", Some("t0"), &img);
+            let sbom = common::RawImage::new(vec![b"sbom".to_vec()], Some(&img));
+            let mut doc: serde_json::Value =
+                serde_json::from_slice(&sbom.manifest).expect("manifest");
+            doc["annotations"] = serde_json::json!({"pad": "x".repeat(4_000_000)});
+            let manifest = serde_json::to_vec(&doc).expect("JSON");
+            let sbom = common::RawImage {
+                digest: common::digest_of(&manifest),
+                manifest,
+                ..sbom
+            };
+            common::push_image(url, "team-a/tagged", None, &sbom);
+            for i in 1..1500 {
+                common::put_manifest(url, "team-a/tagged", &format!("t{i}"), &img);
+            }
+        },
+    );
+    let alice = Client::sign_in(&site.server.url(), "alice", PASSWORD);
+    let r = alice.get("/ui/repo/team-a/tagged");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text().matches("1 referrer(s)").count(), 1500);
+}
+
 fn basic(user: &str) -> String {
     use base64::Engine;
     let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{PASSWORD}"));
