@@ -7,7 +7,7 @@
 //! reads only the repository that proof names, for the action it grants:
 //! the UI reaches storage through the same gate as the API.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -108,12 +108,23 @@ impl Registry {
             .await?
             .ok_or(OciError::NameUnknown)?;
         let mut tags = Vec::with_capacity(names.len());
+        // Many tags may name one manifest: it (and its referrers) is read
+        // once.
+        let mut views: HashMap<Digest, Option<ManifestView>> = HashMap::new();
         for name in names {
             let Ok(tag) = name.parse() else { continue };
             let Some(digest) = storage.resolve_tag(repo, &tag).await? else {
                 continue;
             };
-            if let Some(mut view) = manifest_view(storage, repo, &digest).await? {
+            let view = match views.get(&digest) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = manifest_view(storage, repo, &digest).await?;
+                    views.insert(digest, v.clone());
+                    v
+                }
+            };
+            if let Some(mut view) = view {
                 view.tag = Some(name);
                 tags.push(view);
             }
