@@ -6,7 +6,8 @@
 //! sign-out, and when its user changes: an htpasswd user removed or given
 //! a new password ends it on the next request; an LDAP user is re-read
 //! from the directory as a refresh token is ([`super::revalidate`]), at
-//! most `auth.cache_secs` late. The table is bounded.
+//! most `auth.cache_secs` late. The table is bounded, and so is each
+//! user's share of it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -23,6 +24,10 @@ pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 
 /// Sessions kept at most; past this, expired ones go first, then the oldest.
 const MAX_SESSIONS: usize = 10_000;
+
+/// Sessions one signed-in user keeps at most; a sign-in past this ends
+/// that user's oldest, so no user can push others out of the table.
+const MAX_PER_USER: usize = 32;
 
 /// A signed-in browser, as the UI sees it: who, and the token its forms
 /// must carry. Only this module makes one, from a live session.
@@ -95,6 +100,19 @@ impl SessionStore {
         };
         let now = Instant::now();
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if !anonymous {
+            let user = session.identity.user.as_str();
+            let own = |e: &Entry| !e.session.anonymous && e.session.identity.user == user;
+            if entries.values().filter(|e| own(e)).count() >= MAX_PER_USER {
+                let oldest = (entries.iter())
+                    .filter(|(_, e)| own(e))
+                    .min_by_key(|(_, e)| e.created)
+                    .map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    entries.remove(&k);
+                }
+            }
+        }
         if entries.len() >= MAX_SESSIONS {
             entries.retain(|_, e| e.expires > now);
             if entries.len() >= MAX_SESSIONS {
@@ -179,6 +197,31 @@ mod tests {
         assert!(store.get("forged").is_none());
         assert!(store.end(&s.cookie_value));
         assert!(store.get(&s.cookie_value).is_none());
+    }
+
+    #[test]
+    fn one_user_signing_in_again_and_again_pushes_out_only_their_own_sessions() {
+        let store = SessionStore::default();
+        let theirs = store.start(alice(), false, SESSION_TTL);
+        let mallory = Identity {
+            user: "mallory".into(),
+            ..alice()
+        };
+        let first = store.start(mallory.clone(), false, SESSION_TTL);
+        let mut last = None;
+        for _ in 0..MAX_SESSIONS {
+            last = Some(store.start(mallory.clone(), false, SESSION_TTL));
+        }
+        assert!(
+            store.get(&theirs.cookie_value).is_some(),
+            "alice was signed out"
+        );
+        assert!(
+            store.get(&first.cookie_value).is_none(),
+            "mallory's oldest went"
+        );
+        let last = last.expect("started");
+        assert!(store.get(&last.cookie_value).is_some());
     }
 
     #[test]

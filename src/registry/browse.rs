@@ -7,7 +7,7 @@
 //! reads only the repository that proof names, for the action it grants:
 //! the UI reaches storage through the same gate as the API.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::SystemTime;
 
 use serde_json::Value;
@@ -71,6 +71,10 @@ pub struct RepoView {
     pub bytes: u64,
 }
 
+/// The distinct children of an index whose manifests and configs a page
+/// reads (the rest show the index's own size and no time).
+const MAX_CHILDREN_READ: usize = 256;
+
 /// The proof does not fit the call: a bug in the caller, refused as if the
 /// repository were not there.
 fn misrouted() -> RegistryError {
@@ -104,12 +108,23 @@ impl Registry {
             .await?
             .ok_or(OciError::NameUnknown)?;
         let mut tags = Vec::with_capacity(names.len());
+        // Many tags may name one manifest: it (and its referrers) is read
+        // once.
+        let mut views: HashMap<Digest, Option<ManifestView>> = HashMap::new();
         for name in names {
             let Ok(tag) = name.parse() else { continue };
             let Some(digest) = storage.resolve_tag(repo, &tag).await? else {
                 continue;
             };
-            if let Some(mut view) = manifest_view(storage, repo, &digest).await? {
+            let view = match views.get(&digest) {
+                Some(v) => v.clone(),
+                None => {
+                    let v = manifest_view(storage, repo, &digest).await?;
+                    views.insert(digest, v.clone());
+                    v
+                }
+            };
+            if let Some(mut view) = view {
                 view.tag = Some(name);
                 tags.push(view);
             }
@@ -161,16 +176,22 @@ impl Registry {
 
     /// Runs a garbage collection for an admin (any proof whose caller
     /// [`Authorized::is_admin`]), as [`Registry::gc`] does; anyone else is
-    /// told there is nothing here.
+    /// told there is nothing here. A real run (not a dry run) must name
+    /// the dry run it confirms ([`Registry::gc_confirmed`]); `Ok(None)`:
+    /// it does not, nothing was done.
     pub async fn gc_for(
         &self,
         access: &Authorized,
         options: GcOptions,
-    ) -> Result<GcReport, RegistryError> {
+        confirms: &str,
+    ) -> Result<Option<GcReport>, RegistryError> {
         if !access.is_admin() {
             return Err(OciError::NotFound.into());
         }
-        Ok(self.gc(options).await?)
+        if options.dry_run {
+            return Ok(Some(self.gc(options).await?));
+        }
+        Ok(self.gc_confirmed(options, confirms).await?)
     }
 
     /// Deletes a tag, or a manifest and its tags (a `Manifest` proof for
@@ -219,8 +240,13 @@ async fn image_facts(storage: &std::sync::Arc<dyn Storage>, doc: &Value, own: u6
         Some((d, c.get("size")?.as_u64()?))
     });
     let layers = digests(doc, "layers");
+    // Sizes are what the manifest says (foreign layers and index entries
+    // are not checked against a blob): add without overflowing.
+    let size = (layers.iter().map(|l| l.1))
+        .chain(config.as_ref().map(|c| c.1))
+        .fold(own, u64::saturating_add);
     let mut facts = ImageFacts {
-        size: own + config.as_ref().map_or(0, |c| c.1) + layers.iter().map(|l| l.1).sum::<u64>(),
+        size,
         layers: layers.len(),
         created: None,
         platform: None,
@@ -276,14 +302,22 @@ async fn manifest_view(
     if doc.get("manifests").is_some() {
         let mut seen = BTreeSet::new();
         for (d, size, desc) in digests(&doc, "manifests") {
-            let (child_size, created) = match read_json(storage, &d).await {
-                Some(child) if seen.insert(d.clone()) => {
+            // Each child is read once, and only the first few: an index
+            // may repeat one large child thousands of times.
+            let read = seen.len() < MAX_CHILDREN_READ && seen.insert(d.clone());
+            let child = if read {
+                read_json(storage, &d).await
+            } else {
+                None
+            };
+            let (child_size, created) = match child {
+                Some(child) => {
                     let f = image_facts(storage, &child, size).await;
                     (f.size, f.created)
                 }
-                _ => (size, None),
+                None => (size, None),
             };
-            view.size += child_size;
+            view.size = view.size.saturating_add(child_size);
             view.platforms.push(PlatformView {
                 platform: platform_of(desc.get("platform")).unwrap_or_else(|| "unknown".into()),
                 digest: d,

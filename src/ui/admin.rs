@@ -53,7 +53,9 @@ pub fn gc(viewer: &Viewer<'_>, last: Option<&GcReport>) -> Markup {
                 Some(r) => (report(r)),
                 None => p #gc-none { "No collection has run since the server started." },
             }
-            @let dry_done = last.is_some_and(|r| r.dry_run);
+            // A real run names the dry run it confirms; the server
+            // refuses one that does not (not only this disabled button).
+            @let confirms = last.filter(|r| r.dry_run).map(|r| r.started.as_str());
             div.actions {
                 form.inline method="post" action="/ui/gc" {
                     (csrf_field(viewer.csrf))
@@ -63,7 +65,8 @@ pub fn gc(viewer: &Viewer<'_>, last: Option<&GcReport>) -> Markup {
                 form.inline method="post" action="/ui/gc" {
                     (csrf_field(viewer.csrf))
                     input type="hidden" name="mode" value="run";
-                    @if dry_done {
+                    @if let Some(started) = confirms {
+                        input type="hidden" name="confirms" value=(started);
                         button.danger #gc-run type="submit" { "Collect garbage now" }
                     } @else {
                         button.danger #gc-run type="submit" disabled title="run a dry run first" { "Collect garbage now" }

@@ -266,8 +266,10 @@ async fn repository(ctx: &Ctx<'_>, repo: RepoName) -> Resp {
         Ok(a) => a,
         Err(stop) => return ctx.refuse(stop),
     };
+    // Only a tag or digest is echoed: a link cannot make the page say
+    // anything else.
     let deleted = query(ctx.parts, "deleted");
-    let notice = (!deleted.is_empty()).then(|| format!("Deleted {deleted}."));
+    let notice = (deleted.parse::<Reference>().ok()).map(|r| format!("Deleted {r}."));
     match ctx.ui.registry.browse_repository(&access).await {
         Ok(view) => {
             let host = host_of(ctx.parts);
@@ -400,8 +402,18 @@ async fn gc_run(ctx: &Ctx<'_>, form: &Form) -> Resp {
         Ok(a) => a,
         Err(stop) => return ctx.refuse(stop),
     };
-    match ctx.ui.registry.gc_for(&access, options).await {
-        Ok(_) => {
+    let confirms = form.get("confirms").unwrap_or("");
+    match ctx.ui.registry.gc_for(&access, options, confirms).await {
+        Ok(None) => wire::html(
+            StatusCode::CONFLICT,
+            problem(
+                "Dry run first",
+                &ctx.viewer,
+                "A collection runs only to confirm the dry run shown just before it, and this is not the last result (no dry run yet, or a newer collection since): run a dry run first. Nothing was deleted.",
+                "press Dry run on the garbage collection page, check what it would free, then press Collect garbage now",
+            ),
+        ),
+        Ok(Some(_)) => {
             tracing::info!(target: "regproxy::audit", event = "ui_gc", peer = %ctx.peer, user = ctx.session.user().unwrap_or(""), dry_run, "garbage collection from the web UI");
             wire::redirect("/ui/gc")
         }

@@ -95,9 +95,10 @@ impl Site {
     }
 }
 
-fn push_all(data: &Path) -> Pushed {
+fn push_all(data: &Path, extra: impl FnOnce(&str)) -> Pushed {
     let open = Regproxy::start(data, &[]);
     let url = open.url();
+    extra(&url);
     let app = image("linux", "amd64", None, "2026-11-30T10:00:00Z", 300_000);
     let old = image("linux", "amd64", None, "2025-01-02T03:04:05Z", 1000);
     let sbom = RawImage::new(vec![b"{\"spdxVersion\":\"SPDX-2.3\"}".to_vec()], Some(&app));
@@ -170,9 +171,15 @@ pub fn site(tls: bool) -> Site {
 /// Pushes the images, adds the htpasswd users, then serves the data with
 /// the config `yaml(dir)` makes.
 pub fn site_with(yaml: impl FnOnce(&Path) -> String) -> Site {
+    site_pushing(yaml, |_| {})
+}
+
+/// As [`site_with`], and `extra(url)` pushes more (over plain HTTP, before
+/// logins are on).
+pub fn site_pushing(yaml: impl FnOnce(&Path) -> String, extra: impl FnOnce(&str)) -> Site {
     let dir = common::temp_dir("regproxy-ui-");
     let data = dir.path().join("data");
-    let pushed = push_all(&data);
+    let pushed = push_all(&data, extra);
     let users: Vec<(&str, &str)> = USERS.iter().map(|u| (*u, PASSWORD)).collect();
     common::add_users(&dir.path().join("htpasswd"), &users);
     let config = common::write_config(dir.path(), &yaml(dir.path()));
@@ -209,6 +216,16 @@ pub fn csrf_of(html: &str) -> String {
         .find("name=\"csrf\" value=\"")
         .unwrap_or_else(|| panic!("no csrf field in: {html}"));
     let rest = &html[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').expect("closing quote")].to_string()
+}
+
+/// The value of the first field named `name` of a page.
+pub fn field_of(html: &str, name: &str) -> String {
+    let key = format!("name=\"{name}\" value=\"");
+    let at = html
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} field in: {html}"));
+    let rest = &html[at + key.len()..];
     rest[..rest.find('"').expect("closing quote")].to_string()
 }
 

@@ -72,6 +72,23 @@ impl Registry {
         Some(self.collect_and_keep(options).await)
     }
 
+    /// Runs a collection only if the last report is the dry run that
+    /// started at `confirms` (RFC 3339), checked while no other collection
+    /// runs: one dry run, looked at, confirms one run. `Ok(None)`: not
+    /// confirmed, nothing was done.
+    pub async fn gc_confirmed(
+        &self,
+        options: GcOptions,
+        confirms: &str,
+    ) -> Result<Option<GcReport>> {
+        let _one = self.gc.running.lock().await;
+        let confirmed = (self.last_gc_report()).is_some_and(|r| r.dry_run && r.started == confirms);
+        if !confirmed {
+            return Ok(None);
+        }
+        self.collect_and_keep(options).await.map(Some)
+    }
+
     async fn collect_and_keep(&self, options: GcOptions) -> Result<GcReport> {
         let report = self.collect(options).await?;
         *self.gc.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
