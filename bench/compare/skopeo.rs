@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::common::{
     assert_same_oci_image, gzip_stored, random_bytes, run, sha256_hex, tar_archive, Skopeo,
 };
+use crate::load::{CpuMark, CpuUse};
 use crate::servers::{Server, Setup};
 use crate::{Ctx, Res};
 
@@ -63,9 +64,17 @@ pub fn write_image(dir: &Path, layers: usize, layer_size: usize) -> Res<()> {
     Ok(())
 }
 
-/// `skopeo copy` push then pull against `server`; returns (push s, pull s).
-/// The pulled layout is compared blob by blob with `image`.
-pub fn push_pull(server: &Server, setup: &Setup, image: &Path, round: usize) -> Res<(f64, f64)> {
+/// One `skopeo copy`: its wall time, the CPU skopeo itself used (user +
+/// system, its threads and children), and the server's CPU meanwhile.
+pub struct Copy {
+    pub secs: f64,
+    pub client_cpu_secs: f64,
+    pub server: CpuUse,
+}
+
+/// `skopeo copy` push then pull against `server`. The pulled layout is
+/// compared blob by blob with `image`.
+pub fn push_pull(server: &Server, setup: &Setup, image: &Path, round: usize) -> Res<(Copy, Copy)> {
     let skopeo = Skopeo::new();
     let remote = format!("docker://{}/bench/skopeo:v1", server.addr);
     let src = format!("oci:{}:v1", image.display());
@@ -84,24 +93,29 @@ pub fn push_pull(server: &Server, setup: &Setup, image: &Path, round: usize) -> 
     let mut push = vec!["copy".to_string()];
     push.extend(tls("dest"));
     push.extend([src, remote.clone()]);
-    let push_secs = timed(&skopeo, &push)?;
+    let pushed = timed(&skopeo, &push, server.pid())?;
 
     let back: PathBuf = setup.fresh_dir(&format!("pulled-{round}-"))?.keep();
     let dest = format!("oci:{}:v1", back.join("image").display());
     let mut pull = vec!["copy".to_string()];
     pull.extend(tls("src"));
     pull.extend([remote, dest]);
-    let pull_secs = timed(&skopeo, &pull)?;
+    let pulled = timed(&skopeo, &pull, server.pid())?;
     // Panics (exit code 101) on any differing byte.
     assert_same_oci_image(image, "v1", &back.join("image"), "v1");
     fs::remove_dir_all(&back).ctx("remove the pulled image")?;
-    Ok((push_secs, pull_secs))
+    Ok((pushed, pulled))
 }
 
-fn timed(skopeo: &Skopeo, args: &[String]) -> Res<f64> {
+fn timed(skopeo: &Skopeo, args: &[String], server: u32) -> Res<Copy> {
+    let before = children_cpu_secs();
+    let mark = CpuMark::now(server);
     let started = Instant::now();
     let out = run(&mut skopeo.command(args), TIMEOUT);
     let secs = started.elapsed().as_secs_f64();
+    let server = mark.since(server);
+    // The only child reaped meanwhile is skopeo (the servers are still running).
+    let client_cpu_secs = (children_cpu_secs() - before).max(0.0);
     if !out.status.success() {
         return Err(format!(
             "skopeo {}: {}",
@@ -109,7 +123,22 @@ fn timed(skopeo: &Skopeo, args: &[String]) -> Res<f64> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(secs)
+    Ok(Copy {
+        secs,
+        client_cpu_secs,
+        server,
+    })
+}
+
+/// User + system CPU of this process's reaped children, in seconds.
+fn children_cpu_secs() -> f64 {
+    // SAFETY: getrusage writes only into the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) } != 0 {
+        return 0.0;
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(u.ru_utime) + secs(u.ru_stime)
 }
 
 /// The credentials argument, to keep it out of error messages.
