@@ -25,6 +25,8 @@ use crate::config::Config;
 use crate::registry::gc::schedule::Schedule;
 use crate::registry::gc::GcOptions;
 use crate::registry::storage::fs::FsStorage;
+use crate::registry::storage::s3::S3Storage;
+use crate::registry::storage::Storage;
 use crate::registry::Registry;
 use crate::tls::{TlsError, TlsServer};
 
@@ -35,6 +37,8 @@ pub enum ProxyError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot use the S3 storage: {0}")]
+    S3(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error(transparent)]
@@ -47,11 +51,26 @@ impl ProxyError {
             ProxyError::Storage { path, .. } => {
                 format!("check that {path} exists or can be created, and is writable (storage.filesystem.root or --data)")
             }
+            ProxyError::S3(e) => crate::registry::storage::s3::hint_for(e).into(),
             ProxyError::Tls(e) => e.hint(),
             ProxyError::Auth(_) => {
                 "check the auth section of proxy.yaml (htpasswd path, token key, ldap)".into()
             }
         }
+    }
+}
+
+/// The storage the config names: the S3 bucket (`storage.s3`) or the
+/// filesystem (`storage.filesystem.root`).
+pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, ProxyError> {
+    match &config.s3 {
+        Some(s3) => Ok(Arc::new(S3Storage::open(s3).map_err(ProxyError::S3)?)),
+        None => Ok(Arc::new(FsStorage::open(&config.storage_root).map_err(
+            |source| ProxyError::Storage {
+                path: config.storage_root.display().to_string(),
+                source,
+            },
+        )?)),
     }
 }
 
@@ -75,11 +94,7 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: &Config) -> Result<Server, ProxyError> {
-        let storage =
-            FsStorage::open(&config.storage_root).map_err(|source| ProxyError::Storage {
-                path: config.storage_root.display().to_string(),
-                source,
-            })?;
+        let storage = open_storage(config)?;
         let tls = TlsServer::prepare(&config.tls)?;
         let (authorizer, initial_admin) = match &config.auth {
             None => (Authorizer::open(), None),
@@ -94,9 +109,9 @@ impl Server {
             untagged: space.gc_untagged,
             grace: space.gc_grace,
         };
-        let registry = Registry::new(Arc::new(storage));
+        let registry = Registry::new(storage);
         let admin = Arc::new(admin::Admin::new(
-            config.storage_root.clone(),
+            config.s3.is_none().then(|| config.storage_root.clone()),
             authorizer.clone(),
             registry.clone(),
             gc,
