@@ -88,6 +88,20 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
+# Garage, the S3-compatible store the S3 tests start (a test server only, never
+# linked into regproxy). Built from the crate registry once per machine.
+GARAGE_ROOT=/opt/regproxy-tools/garage-2.5.0
+section "Garage (S3 test server)"
+if [[ -n ${REGPROXY_GARAGE:-} ]]; then
+  echo "using REGPROXY_GARAGE=$REGPROXY_GARAGE"
+elif [[ -x $GARAGE_ROOT/bin/garage ]]; then
+  echo "garage present: $GARAGE_ROOT/bin/garage"
+else
+  echo "installing garage 2.5.0 into $GARAGE_ROOT"
+  echo "(cargo install builds it from source: about 14 minutes on 2 cores, once per machine)"
+  cargo install garage --version 2.5.0 --locked --root "$GARAGE_ROOT"
+fi
+
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     echo "error: cargo $component is not installed" >&2

@@ -25,7 +25,7 @@ pub enum ConfigCommand {
 fn probe_s3(
     path: &Path,
     c: &Config,
-    s3: &crate::registry::storage::s3::S3Settings,
+    s3: &crate::config::s3::S3Settings,
 ) -> Result<(), CliError> {
     let storage = crate::proxy::open_storage(c).map_err(|e| {
         CliError::new(format!("{}: {e}", path.display()), e.hint()).with_code(64)

@@ -8,6 +8,7 @@ mod limits;
 mod ops;
 mod problems;
 mod raw;
+pub mod s3;
 mod space;
 #[cfg(test)]
 mod tests;
@@ -47,7 +48,7 @@ pub struct Config {
     /// Root of the filesystem storage (Distribution's `rootdirectory`).
     pub storage_root: PathBuf,
     /// S3 storage instead of the filesystem (`storage.s3`), if configured.
-    pub s3: Option<crate::registry::storage::s3::S3Settings>,
+    pub s3: Option<s3::S3Settings>,
     /// Build absolute `Location` URLs from `X-Forwarded-Proto` /
     /// `X-Forwarded-Host` (only behind a proxy you run).
     pub trust_forwarded_headers: bool,
@@ -149,14 +150,14 @@ impl Config {
                 config.storage_root = base.join(root);
             }
         }
-        if let Some(s3) = s3 {
-            match crate::registry::storage::s3::settings::validate(
-                s3.endpoint,
-                s3.region,
-                s3.bucket,
-                s3.prefix,
-                s3.path_style,
-                s3.credentials_file,
+        if let Some(raw_s3) = s3 {
+            match s3::validate(
+                raw_s3.endpoint,
+                raw_s3.region,
+                raw_s3.bucket,
+                raw_s3.prefix,
+                raw_s3.path_style,
+                raw_s3.credentials_file,
                 base,
             ) {
                 Ok(settings) => config.s3 = Some(settings),

@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::registry::gc::schedule::Schedule;
 use crate::registry::gc::GcOptions;
 use crate::registry::storage::fs::FsStorage;
-use crate::registry::storage::s3::S3Storage;
+use crate::registry::storage::s3::{S3Key, S3Storage, S3Target};
 use crate::registry::storage::Storage;
 use crate::registry::Registry;
 use crate::tls::{TlsError, TlsServer};
@@ -64,7 +64,21 @@ impl ProxyError {
 /// filesystem (`storage.filesystem.root`).
 pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, ProxyError> {
     match &config.s3 {
-        Some(s3) => Ok(Arc::new(S3Storage::open(s3).map_err(ProxyError::S3)?)),
+        Some(s3) => {
+            let creds = s3.credentials.load().map_err(ProxyError::S3)?;
+            let target = S3Target {
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                bucket: s3.bucket.clone(),
+                prefix: s3.prefix.clone(),
+                path_style: s3.path_style,
+            };
+            let key = S3Key {
+                access_key_id: creds.access_key_id,
+                secret_access_key: creds.secret_access_key.expose().to_string(),
+            };
+            Ok(Arc::new(S3Storage::open(&target, key).map_err(ProxyError::S3)?))
+        }
         None => Ok(Arc::new(FsStorage::open(&config.storage_root).map_err(
             |source| ProxyError::Storage {
                 path: config.storage_root.display().to_string(),

@@ -22,6 +22,7 @@ mod clients;
 mod compose;
 mod distribution;
 mod dockerd;
+mod garage;
 mod http;
 mod images;
 mod inproc;
@@ -41,6 +42,7 @@ pub use clients::{curl, Podman, Skopeo};
 pub use compose::{assert_static_executable, build_static_binary, compose_dir, Compose};
 pub use distribution::Distribution;
 pub use dockerd::Dockerd;
+pub use garage::{garage_binary, Garage, GARAGE_DEFAULT};
 pub use http::{http_get, http_request, HttpResponse};
 pub use images::{
     assert_same_file, gzip_stored, make_build_context, make_rootfs, random_bytes, sha256_hex,

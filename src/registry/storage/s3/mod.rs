@@ -14,7 +14,7 @@
 mod keys;
 mod lease;
 mod listing;
-pub mod settings;
+mod objects;
 mod uploads;
 
 use std::sync::Arc;
@@ -24,9 +24,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::path::Path;
 use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig,
 };
 
 use super::{
@@ -36,7 +35,7 @@ use super::{
 use crate::oci::digest::{Algorithm, Digest, Hasher};
 use crate::oci::names::{RepoName, Tag, UploadId};
 use keys::Keys;
-pub use settings::{CredentialsSource, S3Settings};
+pub use objects::hint_for;
 
 /// How long connecting to the store may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,6 +45,32 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Retries of a failed request (errors and 5xx), within [`RETRY_TIMEOUT`].
 const MAX_RETRIES: usize = 3;
 const RETRY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where the bucket is (from `storage.s3`, validated by `config`).
+#[derive(Debug, Clone)]
+pub struct S3Target {
+    /// `http(s)://host:port`
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// Keys start with `<prefix>/docker/registry/v2/` (empty: the bucket's root).
+    pub prefix: String,
+    /// `endpoint/bucket/key` rather than `bucket.endpoint/key`.
+    pub path_style: bool,
+}
+
+/// An access key; `Debug` hides the secret.
+#[derive(Clone)]
+pub struct S3Key {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "S3Key({}, ***)", self.access_key_id)
+    }
+}
 
 /// The S3 backend.
 #[derive(Clone)]
@@ -65,8 +90,7 @@ impl std::fmt::Debug for S3Storage {
 impl S3Storage {
     /// Builds the client (no request is sent yet; see [`Storage::probe`]).
     /// The error says what to fix.
-    pub fn open(s: &S3Settings) -> std::result::Result<S3Storage, String> {
-        let creds = s.credentials.load()?;
+    pub fn open(s: &S3Target, key: S3Key) -> std::result::Result<S3Storage, String> {
         let options = ClientOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_read_timeout(READ_TIMEOUT)
@@ -81,8 +105,8 @@ impl S3Storage {
             .with_endpoint(&s.endpoint)
             .with_region(&s.region)
             .with_bucket_name(&s.bucket)
-            .with_access_key_id(creds.access_key_id)
-            .with_secret_access_key(creds.secret_access_key.expose())
+            .with_access_key_id(key.access_key_id)
+            .with_secret_access_key(key.secret_access_key)
             .with_virtual_hosted_style_request(!s.path_style)
             .with_allow_http(s.endpoint.starts_with("http://"))
             .with_client_options(options)
@@ -94,80 +118,6 @@ impl S3Storage {
             keys: Keys::new(&s.prefix),
             place: format!("S3 bucket {} at {}", s.bucket, s.endpoint).into(),
         })
-    }
-
-    /// Any store error but "not found", with where it happened.
-    fn fail(&self, e: object_store::Error) -> StorageError {
-        StorageError::Unavailable(format!("{}: {e}", self.place))
-    }
-
-    async fn read(&self, key: &Path) -> Result<Option<Bytes>> {
-        match self.store.get(key).await {
-            Ok(r) => r.bytes().await.map(Some).map_err(|e| self.fail(e)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.fail(e)),
-        }
-    }
-
-    async fn write(&self, key: &Path, bytes: Bytes) -> Result<()> {
-        self.store
-            .put(key, PutPayload::from_bytes(bytes))
-            .await
-            .map(|_| ())
-            .map_err(|e| self.fail(e))
-    }
-
-    async fn size_of(&self, key: &Path) -> Result<Option<u64>> {
-        match self.store.head(key).await {
-            Ok(m) => Ok(Some(m.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.fail(e)),
-        }
-    }
-
-    /// Deletes one object; false if it was not there.
-    async fn delete(&self, key: &Path) -> Result<bool> {
-        if self.size_of(key).await?.is_none() {
-            return Ok(false);
-        }
-        match self.store.delete(key).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
-            Err(e) => Err(self.fail(e)),
-        }
-    }
-
-    /// Deletes every object under `dir/`; false if there was none.
-    async fn delete_dir(&self, dir: &Path) -> Result<bool> {
-        let keys: Vec<Path> = self
-            .store
-            .list(Some(dir))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await
-            .map_err(|e| self.fail(e))?;
-        let any = !keys.is_empty();
-        for key in keys {
-            match self.store.delete(&key).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.fail(e)),
-            }
-        }
-        Ok(any)
-    }
-
-    async fn write_link(&self, key: &Path, d: &Digest) -> Result<()> {
-        self.write(key, Bytes::from(d.to_string())).await
-    }
-
-    async fn read_link(&self, key: &Path) -> Result<Option<Digest>> {
-        let Some(bytes) = self.read(key).await? else {
-            return Ok(None);
-        };
-        let text = String::from_utf8_lossy(&bytes);
-        text.trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| StorageError::Corrupt(format!("link object {key} does not hold a digest")))
     }
 }
 
@@ -457,24 +407,3 @@ impl Storage for S3Storage {
     }
 }
 
-/// What to do about a failed request to the store, from its error text.
-pub fn hint_for(error: &str) -> &'static str {
-    let lower = error.to_ascii_lowercase();
-    if lower.contains("nosuchbucket") || lower.contains("bucket not found") {
-        "the bucket does not exist: create it (Garage: garage bucket create NAME) or fix storage.s3.bucket"
-    } else if lower.contains("403")
-        || lower.contains("accessdenied")
-        || lower.contains("invalidaccesskeyid")
-        || lower.contains("signaturedoesnotmatch")
-        || lower.contains("forbidden")
-    {
-        "the store refused the key: check the access key and secret (storage.s3.credentials_file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that the key may read and write the bucket"
-    } else if lower.contains("connect") || lower.contains("timed out") || lower.contains("timeout")
-    {
-        "the store did not answer: check storage.s3.endpoint and that the S3 service is running and reachable"
-    } else if lower.contains("404") {
-        "the bucket (or the endpoint's path) was not found: check storage.s3.bucket, storage.s3.endpoint and storage.s3.path_style"
-    } else {
-        "check storage.s3 in proxy.yaml (endpoint, region, bucket, path_style) and the credentials"
-    }
-}
