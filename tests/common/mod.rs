@@ -27,6 +27,7 @@ mod http;
 mod images;
 mod inproc;
 mod netns;
+mod nginx;
 mod oci;
 mod process;
 mod rawpush;
@@ -49,6 +50,7 @@ pub use images::{
     tar_archive, write_random_file, write_rootfs_tarball, BuildContext,
 };
 pub use inproc::{client_for, rustls_config, Proto, TlsServer, PROTOCOLS};
+pub use nginx::NginxBalancer;
 pub use netns::{sh_quote, wrapped_command, HostsEntry, Lan, Netns};
 pub use oci::{
     assert_same_oci_image, oci_reachable_blobs, read_oci_ref, write_oci_multiarch,
