@@ -125,6 +125,14 @@ set +e
 cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+if [[ $status -eq 0 && $# -eq 0 ]]; then
+  # The API suite once more, on S3 (one Garage node, a prefix per server).
+  section "cargo test --test api on S3 (REGPROXY_API_STORAGE=s3)"
+  set +e
+  REGPROXY_API_STORAGE=s3 cargo test --test api 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+fi
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
 if [[ $status -ne 0 ]]; then

@@ -210,6 +210,10 @@ impl Garage {
         )
     }
 
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
     /// The node's temp dir (config, metadata, data, log).
     pub fn dir(&self) -> &Path {
         self.dir.path()
