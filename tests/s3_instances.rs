@@ -62,10 +62,16 @@ fn a_tag_pushed_through_one_instance_is_seen_at_once_through_the_other() {
     let two = RawImage::random(1, 1000);
     push_image(&ua, "team/app", Some("latest"), &one);
     // B reads it (and would cache it) ...
-    assert_eq!(manifest_digest(&ub, "team/app", "latest"), Some(one.digest.clone()));
+    assert_eq!(
+        manifest_digest(&ub, "team/app", "latest"),
+        Some(one.digest.clone())
+    );
     // ... A moves the tag: B answers with the new manifest right away.
     push_image(&ua, "team/app", Some("latest"), &two);
-    assert_eq!(manifest_digest(&ub, "team/app", "latest"), Some(two.digest.clone()));
+    assert_eq!(
+        manifest_digest(&ub, "team/app", "latest"),
+        Some(two.digest.clone())
+    );
     pull_and_verify(&ub, "team/app", "latest", &two);
     // A deletes the manifest: B no longer serves it, by tag or digest.
     let del = http_request(
@@ -84,7 +90,8 @@ fn upload_requests(r: &Regproxy) -> usize {
     r.logs()
         .lines()
         .filter(|l| {
-            (l.contains("method=PATCH") || l.contains("method=PUT")) && l.contains("/blobs/uploads/")
+            (l.contains("method=PATCH") || l.contains("method=PUT"))
+                && l.contains("/blobs/uploads/")
         })
         .count()
 }
@@ -93,8 +100,7 @@ fn upload_requests(r: &Regproxy) -> usize {
 fn wait_upload_in_progress(r: &Regproxy) -> bool {
     for _ in 0..1200 {
         let m = http_get(&r.admin_url("/metrics")).text();
-        if m
-            .lines()
+        if m.lines()
             .any(|l| l.starts_with("regproxy_active_uploads ") && !l.ends_with(" 0"))
         {
             return true;
@@ -130,7 +136,11 @@ fn docker_push_through_two_instances_survives_one_dying_and_pulls_back_identical
     let engine = Dockerd::start();
     let mut login = engine.command(["login", &host, "-u", "alice", "--password-stdin"]);
     let out = run_with_input(&mut login, b"alice-secret-1\n", Duration::from_secs(60));
-    assert!(out.status.success(), "docker login through nginx:\n{}", output_text(&out));
+    assert!(
+        out.status.success(),
+        "docker login through nginx:\n{}",
+        output_text(&out)
+    );
 
     // 1. A first image: its uploads are spread over both instances, and a
     //    token issued by one is honoured by the other.

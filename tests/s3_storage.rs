@@ -100,7 +100,9 @@ fn body(parts: Vec<Vec<u8>>) -> ByteStream {
 }
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 async fn read_all(s: &dyn Storage, d: &Digest, range: Option<ByteRange>) -> Vec<u8> {
@@ -116,7 +118,13 @@ async fn push_sample(s: &dyn Storage) -> (Digest, Digest) {
     let id = UploadId::new();
     s.upload_create(&r, id).await.unwrap();
     let a = s
-        .upload_append(&r, id, 0, Some(Algorithm::Sha256.hasher()), body(vec![layer.clone()]))
+        .upload_append(
+            &r,
+            id,
+            0,
+            Some(Algorithm::Sha256.hasher()),
+            body(vec![layer.clone()]),
+        )
         .await
         .unwrap();
     let ld = a.hasher.unwrap().finish();
@@ -126,7 +134,9 @@ async fn push_sample(s: &dyn Storage) -> (Digest, Digest) {
     let md = Digest::sha256_of(&manifest);
     s.write_small_blob(&md, manifest).await.unwrap();
     s.link_manifest(&r, &md).await.unwrap();
-    s.set_tag(&r, &"v1".parse::<Tag>().unwrap(), &md).await.unwrap();
+    s.set_tag(&r, &"v1".parse::<Tag>().unwrap(), &md)
+        .await
+        .unwrap();
     s.add_referrer(&r, &md, &ld).await.unwrap();
     s.link_layer(&repo("other"), &ld).await.unwrap();
     (ld, md)
@@ -152,11 +162,20 @@ async fn round_trips_listing_and_deletes_under_the_filesystem_keys() {
     assert_eq!(s.list_tags(&r).await.unwrap(), Some(vec!["v1".to_string()]));
     assert_eq!(s.list_tags(&repo("nothing/here")).await.unwrap(), None);
     assert_eq!(s.list_referrers(&r, &md).await.unwrap(), vec![ld.clone()]);
-    assert_eq!(s.list_repositories().await.unwrap(), vec!["other", "team/app"]);
+    assert_eq!(
+        s.list_repositories().await.unwrap(),
+        vec!["other", "team/app"]
+    );
     assert!(s.repository_exists(&r).await.unwrap());
     assert_eq!(s.list_layers(&r).await.unwrap(), vec![ld.clone()]);
     assert_eq!(s.list_manifests(&r).await.unwrap().len(), 1);
-    let mut blobs: Vec<Digest> = s.list_blobs().await.unwrap().into_iter().map(|b| b.digest).collect();
+    let mut blobs: Vec<Digest> = s
+        .list_blobs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.digest)
+        .collect();
     blobs.sort();
     let mut want = vec![ld.clone(), md.clone()];
     want.sort();
@@ -170,7 +189,10 @@ async fn round_trips_listing_and_deletes_under_the_filesystem_keys() {
     let mut on_disk = files_under(dir.path());
     on_disk.retain(|k| !k.contains("_regproxy_tmp"));
     let in_bucket = bucket_keys(&g, "reg/prod").await;
-    assert_eq!(in_bucket, on_disk, "the bucket and the data directory differ");
+    assert_eq!(
+        in_bucket, on_disk,
+        "the bucket and the data directory differ"
+    );
 
     // Deletes.
     assert!(s.delete_tag(&r, &v1).await.unwrap());
@@ -178,7 +200,11 @@ async fn round_trips_listing_and_deletes_under_the_filesystem_keys() {
     assert_eq!(s.resolve_tag(&r, &v1).await.unwrap(), None);
     s.set_tag(&r, &v1, &md).await.unwrap();
     assert!(s.unlink_manifest(&r, &md).await.unwrap());
-    assert_eq!(s.resolve_tag(&r, &v1).await.unwrap(), None, "the tag went with its manifest");
+    assert_eq!(
+        s.resolve_tag(&r, &v1).await.unwrap(),
+        None,
+        "the tag went with its manifest"
+    );
     assert!(!s.unlink_manifest(&r, &md).await.unwrap());
     s.remove_referrer(&r, &md, &ld).await.unwrap();
     assert!(s.list_referrers(&r, &md).await.unwrap().is_empty());
@@ -208,16 +234,25 @@ async fn an_upload_moves_between_instances_and_a_bad_digest_leaves_no_blob() {
     assert_eq!(b.upload_size(&r, id).await.unwrap(), Some(0));
     // PATCH 1 through A (in 64 KiB pieces, as a socket delivers them).
     let pieces: Vec<Vec<u8>> = first.chunks(64 << 10).map(<[u8]>::to_vec).collect();
-    let got = a.upload_append(&r, id, 0, None, body(pieces)).await.unwrap();
+    let got = a
+        .upload_append(&r, id, 0, None, body(pieces))
+        .await
+        .unwrap();
     assert_eq!(got.size, first.len() as u64);
     // B sees it and takes PATCH 2.
-    assert_eq!(b.upload_size(&r, id).await.unwrap(), Some(first.len() as u64));
+    assert_eq!(
+        b.upload_size(&r, id).await.unwrap(),
+        Some(first.len() as u64)
+    );
     let got = b
         .upload_append(&r, id, first.len() as u64, None, body(vec![second.clone()]))
         .await
         .unwrap();
     assert_eq!(got.size, whole.len() as u64);
-    assert_eq!(a.upload_size(&r, id).await.unwrap(), Some(whole.len() as u64));
+    assert_eq!(
+        a.upload_size(&r, id).await.unwrap(),
+        Some(whole.len() as u64)
+    );
     assert_eq!(
         a.upload_hash(&r, id, Algorithm::Sha256).await.unwrap(),
         (whole.len() as u64, d.clone())
@@ -240,15 +275,24 @@ async fn an_upload_moves_between_instances_and_a_bad_digest_leaves_no_blob() {
     assert_eq!(b.blob_size(&d).await.unwrap(), Some(whole.len() as u64));
     assert!(b.layer_linked(&r, &d).await.unwrap());
     assert_eq!(read_all(&b, &d, None).await, whole);
-    assert_eq!(b.upload_size(&r, id).await.unwrap(), None, "the upload is gone");
+    assert_eq!(
+        b.upload_size(&r, id).await.unwrap(),
+        None,
+        "the upload is gone"
+    );
     assert!(b.list_uploads().await.unwrap().is_empty());
 
     // A single-chunk upload with a wrong digest: no blob either.
     let id = UploadId::new();
     a.upload_create(&r, id).await.unwrap();
-    a.upload_append(&r, id, 0, None, body(vec![b"tiny".to_vec()])).await.unwrap();
+    a.upload_append(&r, id, 0, None, body(vec![b"tiny".to_vec()]))
+        .await
+        .unwrap();
     let tiny = Digest::sha256_of(b"tiny");
-    assert_eq!(b.upload_commit_verified(&r, id, &wrong).await.unwrap(), Some(tiny.clone()));
+    assert_eq!(
+        b.upload_commit_verified(&r, id, &wrong).await.unwrap(),
+        Some(tiny.clone())
+    );
     assert_eq!(b.blob_size(&wrong).await.unwrap(), None);
     assert_eq!(b.upload_commit_verified(&r, id, &tiny).await.unwrap(), None);
     assert_eq!(read_all(&a, &tiny, None).await, b"tiny");
@@ -264,20 +308,38 @@ async fn an_aborted_body_keeps_what_arrived_and_nothing_partial_is_visible() {
     let data = pattern(7 << 20, 3);
     let items: Vec<io::Result<Bytes>> = vec![
         Ok(Bytes::from(data.clone())),
-        Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away")),
+        Err(io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            "client went away",
+        )),
     ];
     let got = s
-        .upload_append(&r, id, 0, Some(Algorithm::Sha256.hasher()), Box::pin(futures_util::stream::iter(items)))
+        .upload_append(
+            &r,
+            id,
+            0,
+            Some(Algorithm::Sha256.hasher()),
+            Box::pin(futures_util::stream::iter(items)),
+        )
         .await
         .unwrap();
     assert!(got.client_error.is_some());
-    assert_eq!(got.size, data.len() as u64, "what arrived is kept, as on disk");
-    assert_eq!(s.upload_size(&r, id).await.unwrap(), Some(data.len() as u64));
+    assert_eq!(
+        got.size,
+        data.len() as u64,
+        "what arrived is kept, as on disk"
+    );
+    assert_eq!(
+        s.upload_size(&r, id).await.unwrap(),
+        Some(data.len() as u64)
+    );
     // No blob exists until a commit; cancelling leaves nothing behind.
     assert!(s.list_blobs().await.unwrap().is_empty());
     assert!(s.upload_delete(&r, id).await.unwrap());
     assert_eq!(s.upload_size(&r, id).await.unwrap(), None);
-    assert!(bucket_keys(&g, "docker/registry/v2/repositories").await.is_empty());
+    assert!(bucket_keys(&g, "docker/registry/v2/repositories")
+        .await
+        .is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -329,11 +391,16 @@ async fn two_collections_on_one_bucket_one_sweeps_the_other_steps_back() {
     };
     let (ra, rb) = tokio::join!(a.gc(options), b.gc(options));
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
-    let ran: Vec<_> = [&ra, &rb].into_iter().filter(|r| r.skipped.is_none()).collect();
+    let ran: Vec<_> = [&ra, &rb]
+        .into_iter()
+        .filter(|r| r.skipped.is_none())
+        .collect();
     assert_eq!(ran.len(), 1, "exactly one collection sweeps: {ra:?} {rb:?}");
     assert_eq!(ran[0].total.blobs, 1);
     let skipped = if ra.skipped.is_some() { &ra } else { &rb };
-    assert!(skipped.to_string().contains("another instance holds the GC lease"));
+    assert!(skipped
+        .to_string()
+        .contains("another instance holds the GC lease"));
     assert_eq!(a.storage().blob_size(&jd).await.unwrap(), None);
     // The lease was given back: the next collection runs.
     let again = b.gc(options).await.unwrap();

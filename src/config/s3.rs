@@ -58,9 +58,8 @@ impl CredentialsSource {
                 })
             }
             CredentialsSource::File(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!("storage.s3.credentials_file {}: {e}", path.display())
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("storage.s3.credentials_file {}: {e}", path.display()))?;
                 let (id, secret) = parse_credentials(&text);
                 complete(id, secret).ok_or_else(|| {
                     format!(
@@ -113,9 +112,14 @@ pub fn validate(
     base: &Path,
 ) -> Result<S3Settings, Vec<String>> {
     let mut problems = Vec::new();
-    let endpoint = endpoint.unwrap_or_default().trim_end_matches('/').to_string();
+    let endpoint = endpoint
+        .unwrap_or_default()
+        .trim_end_matches('/')
+        .to_string();
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
-        || endpoint.split_once("://").is_some_and(|(_, h)| h.is_empty())
+        || endpoint
+            .split_once("://")
+            .is_some_and(|(_, h)| h.is_empty())
     {
         problems.push(format!(
             "storage.s3.endpoint {endpoint:?} is not a URL; give the S3 API's address, \
@@ -143,7 +147,8 @@ pub fn validate(
     }
     let region = region.unwrap_or_else(|| "us-east-1".into());
     if region.trim().is_empty() {
-        problems.push("storage.s3.region is empty; give the store's region (Garage: garage)".into());
+        problems
+            .push("storage.s3.region is empty; give the store's region (Garage: garage)".into());
     }
     let credentials = match credentials_file {
         Some(p) if p.is_absolute() => CredentialsSource::File(p),
@@ -170,7 +175,9 @@ mod tests {
 
     #[test]
     fn reads_env_files_and_aws_credentials_files() {
-        let (id, s) = parse_credentials("# c\nexport AWS_ACCESS_KEY_ID=\"GK1\"\nAWS_SECRET_ACCESS_KEY=abc=\n");
+        let (id, s) = parse_credentials(
+            "# c\nexport AWS_ACCESS_KEY_ID=\"GK1\"\nAWS_SECRET_ACCESS_KEY=abc=\n",
+        );
         assert_eq!((id.as_str(), s.as_str()), ("GK1", "abc="));
         let (id, s) = parse_credentials(
             "[default]\naws_access_key_id = GK2\naws_secret_access_key = x\n[other]\naws_access_key_id = no\n",

@@ -77,7 +77,9 @@ pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, ProxyError> {
                 access_key_id: creds.access_key_id,
                 secret_access_key: creds.secret_access_key.expose().to_string(),
             };
-            Ok(Arc::new(S3Storage::open(&target, key).map_err(ProxyError::S3)?))
+            Ok(Arc::new(
+                S3Storage::open(&target, key).map_err(ProxyError::S3)?,
+            ))
         }
         None => Ok(Arc::new(FsStorage::open(&config.storage_root).map_err(
             |source| ProxyError::Storage {

@@ -68,9 +68,7 @@ impl Garage {
     fn try_start(binary: &Path) -> Result<Garage, String> {
         let dir = temp_dir("garage-");
         let (rpc, s3, admin) = (free_port(), free_port(), free_port());
-        let secret: String = (0..32)
-            .map(|_| format!("{:02x}", rand_byte()))
-            .collect();
+        let secret: String = (0..32).map(|_| format!("{:02x}", rand_byte())).collect();
         let config = dir.path().join("garage.toml");
         std::fs::write(
             &config,
@@ -141,7 +139,9 @@ impl Garage {
             }
         }
         if g.key_id.is_empty() || g.secret.is_empty() {
-            return Err(format!("cannot read the key from `garage key create`:\n{out}"));
+            return Err(format!(
+                "cannot read the key from `garage key create`:\n{out}"
+            ));
         }
         Ok(g)
     }

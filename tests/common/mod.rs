@@ -50,8 +50,8 @@ pub use images::{
     tar_archive, write_random_file, write_rootfs_tarball, BuildContext,
 };
 pub use inproc::{client_for, rustls_config, Proto, TlsServer, PROTOCOLS};
-pub use nginx::NginxBalancer;
 pub use netns::{sh_quote, wrapped_command, HostsEntry, Lan, Netns};
+pub use nginx::NginxBalancer;
 pub use oci::{
     assert_same_oci_image, oci_reachable_blobs, read_oci_ref, write_oci_multiarch,
     write_oci_single, OciImage, OCI_INDEX, OCI_MANIFEST,

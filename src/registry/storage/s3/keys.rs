@@ -45,7 +45,10 @@ impl Keys {
     pub(super) fn blob_data(&self, d: &Digest) -> Path {
         let hex = d.hex();
         let alg = d.algorithm().as_str();
-        self.path(&format!("blobs/{alg}/{}/{hex}/data", &hex[..2.min(hex.len())]))
+        self.path(&format!(
+            "blobs/{alg}/{}/{hex}/data",
+            &hex[..2.min(hex.len())]
+        ))
     }
 
     pub(super) fn repositories(&self) -> Path {
@@ -93,7 +96,10 @@ impl Keys {
     }
 
     pub(super) fn tag_index(&self, r: &RepoName, tag: &str, d: &Digest) -> Path {
-        self.in_repo(r, &format!("_manifests/tags/{tag}/index/{}/link", alg_hex(d)))
+        self.in_repo(
+            r,
+            &format!("_manifests/tags/{tag}/index/{}/link", alg_hex(d)),
+        )
     }
 
     pub(super) fn upload_dir(&self, r: &RepoName, id: UploadId) -> Path {
@@ -113,7 +119,10 @@ impl Keys {
     }
 
     pub(super) fn referrer_dir(&self, r: &RepoName, subject: &Digest, d: &Digest) -> Path {
-        self.in_repo(r, &format!("_referrers/{}/{}", alg_hex(subject), alg_hex(d)))
+        self.in_repo(
+            r,
+            &format!("_referrers/{}/{}", alg_hex(subject), alg_hex(d)),
+        )
     }
 
     /// Ours, beside `blobs/` and `repositories/` (Distribution ignores it).
@@ -151,7 +160,11 @@ mod tests {
         let k = Keys::new("reg/prod");
         assert_eq!(
             k.blob_data(&d).as_ref(),
-            format!("reg/prod/docker/registry/v2/blobs/sha256/{}/{}/data", &d.hex()[..2], d.hex())
+            format!(
+                "reg/prod/docker/registry/v2/blobs/sha256/{}/{}/data",
+                &d.hex()[..2],
+                d.hex()
+            )
         );
         assert_eq!(
             k.tag_current(&r, "v1").as_ref(),
@@ -159,9 +172,14 @@ mod tests {
         );
         let k = Keys::new("");
         let link = k.layer_link(&r, &d);
-        assert!(link.as_ref().starts_with("docker/registry/v2/repositories/team/app/_layers/"));
+        assert!(link
+            .as_ref()
+            .starts_with("docker/registry/v2/repositories/team/app/_layers/"));
         let rel = k.relative(link.as_ref(), &k.layers(&r)).unwrap();
         assert_eq!(digest_of_link(rel), Some(d));
-        assert!(k.upload_chunk(&r, UploadId::new(), 5).as_ref().ends_with("/chunks/00000000000000000005"));
+        assert!(k
+            .upload_chunk(&r, UploadId::new(), 5)
+            .as_ref()
+            .ends_with("/chunks/00000000000000000005"));
     }
 }

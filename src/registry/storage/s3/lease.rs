@@ -54,10 +54,7 @@ impl S3Storage {
         let body = serde_json::to_vec(&lease).unwrap_or_default();
         self.write(&self.keys.gc_lease(), Bytes::from(body)).await?;
         tokio::time::sleep(SETTLE).await;
-        Ok(self
-            .read_lease()
-            .await?
-            .is_some_and(|l| l.holder == holder))
+        Ok(self.read_lease().await?.is_some_and(|l| l.holder == holder))
     }
 
     pub(super) async fn lease_release(&self, holder: &str) -> Result<()> {

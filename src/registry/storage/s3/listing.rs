@@ -153,16 +153,12 @@ impl S3Storage {
             }
             for id in ids {
                 let objects = self.list_under(&self.keys.upload_dir(&repo, id)).await?;
-                let started = objects
-                    .iter()
-                    .any(|(rel, _, _)| rel == "startedat")
-                    .then(|| ());
-                let started = match started {
-                    Some(()) => self
-                        .read(&self.keys.upload_started(&repo, id))
+                let started = if objects.iter().any(|(rel, _, _)| rel == "startedat") {
+                    self.read(&self.keys.upload_started(&repo, id))
                         .await?
-                        .and_then(|b| parse_started(String::from_utf8_lossy(&b).trim())),
-                    None => None,
+                        .and_then(|b| parse_started(String::from_utf8_lossy(&b).trim()))
+                } else {
+                    None
                 };
                 let last_write = objects
                     .iter()

@@ -24,9 +24,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig,
-};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig};
 
 use super::{
     Appended, BlobInfo, BlobReader, ByteRange, ByteStream, Result, RevisionInfo, Storage,
@@ -195,7 +193,11 @@ impl Storage for S3Storage {
     }
 
     async fn layer_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
-        Ok(self.read_link(&self.keys.layer_link(repo, digest)).await?.as_ref() == Some(digest))
+        Ok(self
+            .read_link(&self.keys.layer_link(repo, digest))
+            .await?
+            .as_ref()
+            == Some(digest))
     }
 
     async fn link_layer(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
@@ -298,7 +300,11 @@ impl Storage for S3Storage {
         }
         // Tags first, so no tag ever points at a missing revision.
         for tag in self.tag_names(repo).await? {
-            if self.read_link(&self.keys.tag_current(repo, &tag)).await?.as_ref() == Some(digest)
+            if self
+                .read_link(&self.keys.tag_current(repo, &tag))
+                .await?
+                .as_ref()
+                == Some(digest)
             {
                 self.delete(&self.keys.tag_current(repo, &tag)).await?;
                 self.delete_dir(&self.keys.tag_dir(repo, &tag)).await?;
@@ -321,7 +327,9 @@ impl Storage for S3Storage {
 
     async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool> {
         // The `current` link first: it is what makes the tag exist.
-        let had = self.delete(&self.keys.tag_current(repo, tag.as_str())).await?;
+        let had = self
+            .delete(&self.keys.tag_current(repo, tag.as_str()))
+            .await?;
         self.delete_dir(&self.keys.tag_dir(repo, tag.as_str()))
             .await?;
         Ok(had)
@@ -406,4 +414,3 @@ impl Storage for S3Storage {
         self.lease_release(holder).await
     }
 }
-

@@ -204,11 +204,10 @@ impl S3Storage {
         id: UploadId,
     ) -> Result<Option<UploadState>> {
         let dir = self.keys.upload_dir(repo, id);
-        let objects: Vec<object_store::ObjectMeta> = futures_util::TryStreamExt::try_collect(
-            self.store.list(Some(&dir)),
-        )
-        .await
-        .map_err(|e| self.fail(e))?;
+        let objects: Vec<object_store::ObjectMeta> =
+            futures_util::TryStreamExt::try_collect(self.store.list(Some(&dir)))
+                .await
+                .map_err(|e| self.fail(e))?;
         let mut started = false;
         let mut chunks = Vec::new();
         for m in &objects {
@@ -397,7 +396,10 @@ mod tests {
         let c = [(10, 5), (0, 10), (30, 1), (15, 0)];
         assert_eq!(contiguous(c.into_iter()), vec![(0, 10), (10, 5)]);
         assert_eq!(contiguous_size(c.into_iter()), 15);
-        assert_eq!(chunk_offset("chunks/00000000000000000042", 3), Some((42, 3)));
+        assert_eq!(
+            chunk_offset("chunks/00000000000000000042", 3),
+            Some((42, 3))
+        );
         assert_eq!(chunk_offset("startedat", 3), None);
     }
 }
