@@ -212,3 +212,51 @@ fn docker_push_through_two_instances_survives_one_dying_and_pulls_back_identical
     );
     drop(lb);
 }
+
+/// `regproxy config check` probes the bucket: a missing bucket, a refused
+/// key and a store that is down each stop it (exit 64) with a `hint:`;
+/// the secret never appears in its output.
+#[test]
+fn config_check_and_serve_name_a_missing_bucket_a_refused_key_and_a_dead_store() {
+    let mut garage = Garage::start(BUCKET);
+    let dir = temp_dir("s3-check-");
+    let creds = garage.credentials_file(dir.path());
+    let check = |yaml: &str| {
+        let config = write_config(dir.path(), &format!("tls:\n  enabled: false\n{yaml}"));
+        let out = run(
+            std::process::Command::new(env!("CARGO_BIN_EXE_regproxy"))
+                .args(["config", "check", "-c"])
+                .arg(&config),
+            Duration::from_secs(120),
+        );
+        (out.status.code(), output_text(&out))
+    };
+    let (code, text) = check(&garage.storage_yaml(BUCKET, "", &creds));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("storage.s3: bucket registry"), "{text}");
+
+    let (code, text) = check(&garage.storage_yaml("no-such-bucket", "", &creds));
+    assert_eq!(code, Some(64), "{text}");
+    assert!(text.contains("hint: the bucket"), "{text}");
+
+    let wrong = dir.path().join("wrong.env");
+    std::fs::write(
+        &wrong,
+        format!("AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n", garage.key_id, "1".repeat(64)),
+    )
+    .unwrap();
+    let (code, text) = check(&garage.storage_yaml(BUCKET, "", &wrong));
+    assert_eq!(code, Some(64), "{text}");
+    assert!(text.contains("hint: the store refused the key"), "{text}");
+    assert!(!text.contains(&garage.secret) && !text.contains(&"1".repeat(64)), "{text}");
+
+    let missing = dir.path().join("missing.env");
+    let (code, text) = check(&garage.storage_yaml(BUCKET, "", &missing));
+    assert_eq!(code, Some(64), "{text}");
+    assert!(text.contains("credentials_file"), "{text}");
+
+    garage.kill9();
+    let (code, text) = check(&garage.storage_yaml(BUCKET, "", &creds));
+    assert_eq!(code, Some(64), "{text}");
+    assert!(text.contains("hint: the store did not answer"), "{text}");
+}
