@@ -242,13 +242,20 @@ fn config_check_and_serve_name_a_missing_bucket_a_refused_key_and_a_dead_store()
     let wrong = dir.path().join("wrong.env");
     std::fs::write(
         &wrong,
-        format!("AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n", garage.key_id, "1".repeat(64)),
+        format!(
+            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
+            garage.key_id,
+            "1".repeat(64)
+        ),
     )
     .unwrap();
     let (code, text) = check(&garage.storage_yaml(BUCKET, "", &wrong));
     assert_eq!(code, Some(64), "{text}");
     assert!(text.contains("hint: the store refused the key"), "{text}");
-    assert!(!text.contains(&garage.secret) && !text.contains(&"1".repeat(64)), "{text}");
+    assert!(
+        !text.contains(&garage.secret) && !text.contains(&"1".repeat(64)),
+        "{text}"
+    );
 
     let missing = dir.path().join("missing.env");
     let (code, text) = check(&garage.storage_yaml(BUCKET, "", &missing));
