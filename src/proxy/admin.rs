@@ -108,13 +108,15 @@ impl Admin {
             Some(root) => tokio::task::spawn_blocking(move || probe_storage(&root))
                 .await
                 .unwrap_or_else(|e| Err(format!("the storage check did not finish: {e}"))),
-            None => match tokio::time::timeout(READY_TIMEOUT, self.registry.storage().probe()).await {
-                Ok(r) => r.map_err(|e| e.to_string()),
-                Err(_) => Err(format!(
-                    "the storage check did not finish within {} s",
-                    READY_TIMEOUT.as_secs()
-                )),
-            },
+            None => {
+                match tokio::time::timeout(READY_TIMEOUT, self.registry.storage().probe()).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!(
+                        "the storage check did not finish within {} s",
+                        READY_TIMEOUT.as_secs()
+                    )),
+                }
+            }
         };
         let ldap = match tokio::time::timeout(READY_TIMEOUT, self.authorizer.ldap_probe()).await {
             Ok(r) => r,
