@@ -88,6 +88,20 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
+# Garage, the S3-compatible store the S3 tests start (a test server only, never
+# linked into regproxy). Built from the crate registry once per machine.
+GARAGE_ROOT=/opt/regproxy-tools/garage-2.5.0
+section "Garage (S3 test server)"
+if [[ -n ${REGPROXY_GARAGE:-} ]]; then
+  echo "using REGPROXY_GARAGE=$REGPROXY_GARAGE"
+elif [[ -x $GARAGE_ROOT/bin/garage ]]; then
+  echo "garage present: $GARAGE_ROOT/bin/garage"
+else
+  echo "installing garage 2.5.0 into $GARAGE_ROOT"
+  echo "(cargo install builds it from source: about 14 minutes on 2 cores, once per machine)"
+  cargo install garage --version 2.5.0 --locked --root "$GARAGE_ROOT"
+fi
+
 for component in rustfmt clippy; do
   if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
     echo "error: cargo $component is not installed" >&2
@@ -111,6 +125,14 @@ set +e
 cargo test --all-targets --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+if [[ $status -eq 0 && $# -eq 0 ]]; then
+  # The API suite once more, on S3 (one Garage node, a prefix per server).
+  section "cargo test --test api on S3 (REGPROXY_API_STORAGE=s3)"
+  set +e
+  REGPROXY_API_STORAGE=s3 cargo test --test api 2>&1 | tee -a "$log"
+  status=${PIPESTATUS[0]}
+  set -e
+fi
 passed=$(grep -Eo '^test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s += $4} END {print s + 0}')
 failed=$(grep -Eo '[0-9]+ failed;' "$log" | awk '{s += $1} END {print s + 0}')
 if [[ $status -ne 0 ]]; then

@@ -20,6 +20,37 @@ pub enum ConfigCommand {
     },
 }
 
+/// Writes and deletes a probe object in the bucket, so a missing bucket,
+/// refused credentials or an unreachable endpoint show up before `serve`.
+fn probe_s3(path: &Path, c: &Config, s3: &crate::config::s3::S3Settings) -> Result<(), CliError> {
+    let storage = crate::proxy::open_storage(c)
+        .map_err(|e| CliError::new(format!("{}: {e}", path.display()), e.hint()).with_code(64))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}"), "retry"))?;
+    runtime.block_on(storage.probe()).map_err(|e| {
+        let msg = e.to_string();
+        let (msg, hint) = match msg.split_once("; hint: ") {
+            Some((m, h)) => (m.to_string(), h.to_string()),
+            None => (
+                msg.clone(),
+                crate::registry::storage::s3::hint_for(&msg).into(),
+            ),
+        };
+        CliError::new(
+            format!(
+                "{}: storage.s3 (bucket {} at {}) cannot be used: {msg}",
+                path.display(),
+                s3.bucket,
+                s3.endpoint
+            ),
+            hint,
+        )
+        .with_code(64)
+    })
+}
+
 /// The config `serve` and `trust` use: `path`, else `./proxy.yaml` if
 /// present, else the embedded defaults.
 pub fn load_or_default(path: Option<&Path>) -> Result<Config, CliError> {
@@ -62,9 +93,18 @@ fn check(config: &Path) -> Result<(), CliError> {
         )
         .with_code(64));
     }
+    if let Some(s3) = &c.s3 {
+        probe_s3(config, &c, s3)?;
+    }
     println!("{}: OK", config.display());
     println!("  listen: {}", c.listen);
-    println!("  storage.filesystem.root: {}", c.storage_root.display());
+    match &c.s3 {
+        Some(s3) => println!(
+            "  storage.s3: bucket {} at {}, prefix {:?} (reachable, writable)",
+            s3.bucket, s3.endpoint, s3.prefix
+        ),
+        None => println!("  storage.filesystem.root: {}", c.storage_root.display()),
+    }
     println!("  trust_forwarded_headers: {}", c.trust_forwarded_headers);
     match &c.tls {
         TlsMode::Disabled => println!("  tls: off"),

@@ -117,7 +117,22 @@ pub fn run(args: ServeArgs) -> Result<(), CliError> {
             Some(p) => tracing::info!(config = %p.display(), "loaded config"),
             None => tracing::info!("no config file; using built-in defaults"),
         }
-        tracing::info!(data = %config.storage_root.display(), "storage");
+        match &config.s3 {
+            Some(s3) => {
+                tracing::info!(bucket = %s3.bucket, endpoint = %s3.endpoint, prefix = %s3.prefix, "storage: S3");
+                // A bucket that is missing or refuses the key is a config
+                // error; fail now rather than on the first push.
+                if let Err(e) = server.registry().storage().probe().await {
+                    let msg = e.to_string();
+                    let (msg, hint) = match msg.split_once("; hint: ") {
+                        Some((m, h)) => (m.to_string(), h.to_string()),
+                        None => (msg.clone(), crate::registry::storage::s3::hint_for(&msg).into()),
+                    };
+                    return Err(CliError::new(format!("storage.s3 (bucket {} at {}) cannot be used: {msg}", s3.bucket, s3.endpoint), hint));
+                }
+            }
+            None => tracing::info!(data = %config.storage_root.display(), "storage"),
+        }
         if !addr.ip().is_loopback() {
             if server.scheme() == "http" {
                 tracing::warn!(

@@ -53,22 +53,28 @@ fn open(
     data: Option<PathBuf>,
 ) -> Result<(Registry, tokio::runtime::Runtime, crate::config::Config), CliError> {
     let config = super::config::load_or_default(config)?;
-    let root = data.unwrap_or_else(|| config.storage_root.clone());
-    if !root.join("docker/registry/v2").is_dir() {
-        return Err(CliError::new(
-            format!(
-                "{} holds no registry data (no docker/registry/v2)",
-                root.display()
-            ),
-            "give the data directory with --data DIR or storage.filesystem.root in --config",
-        ));
-    }
-    let storage = FsStorage::open(&root).map_err(|e| {
-        CliError::new(
-            format!("cannot open storage at {}: {e}", root.display()),
-            "check that the directory is readable and writable by this user",
-        )
-    })?;
+    let storage: Arc<dyn crate::registry::storage::Storage> = match (&config.s3, data) {
+        (Some(_), None) => crate::proxy::open_storage(&config)
+            .map_err(|e| CliError::new(e.to_string(), e.hint()))?,
+        (_, data) => {
+            let root = data.unwrap_or_else(|| config.storage_root.clone());
+            if !root.join("docker/registry/v2").is_dir() {
+                return Err(CliError::new(
+                    format!(
+                        "{} holds no registry data (no docker/registry/v2)",
+                        root.display()
+                    ),
+                    "give the data directory with --data DIR or storage.filesystem.root in --config",
+                ));
+            }
+            Arc::new(FsStorage::open(&root).map_err(|e| {
+                CliError::new(
+                    format!("cannot open storage at {}: {e}", root.display()),
+                    "check that the directory is readable and writable by this user",
+                )
+            })?)
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,7 +84,7 @@ fn open(
                 "check the process limits (ulimit -u)",
             )
         })?;
-    Ok((Registry::new(Arc::new(storage)), runtime, config))
+    Ok((Registry::new(storage), runtime, config))
 }
 
 fn storage_failed(e: StorageError) -> CliError {

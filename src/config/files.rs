@@ -1,7 +1,7 @@
 //! The second half of `regproxy config check`: every file a valid config
 //! names is opened and parsed as `serve` would (certificate and key, and
 //! that they match; the CA; the htpasswd file; the token key; the LDAP CA
-//! and password files; the data directory), changing nothing: no
+//! and password files; the data directory, or the S3 credentials), changing nothing: no
 //! certificate is made, no key generated, no user created.
 
 use std::path::Path;
@@ -21,7 +21,15 @@ pub struct FileReport {
 /// Checks every file `config` names.
 pub fn check_files(config: &Config) -> FileReport {
     let mut r = FileReport::default();
-    check_storage(&config.storage_root, &mut r);
+    match &config.s3 {
+        // The bucket itself is probed by `config check` (it needs the network).
+        Some(s3) => {
+            if let Err(e) = s3.credentials.load() {
+                r.problems.push(e);
+            }
+        }
+        None => check_storage(&config.storage_root, &mut r),
+    }
     check_tls(&config.tls, &mut r);
     if let Some(auth) = &config.auth {
         if auth.order.contains(&Backend::Htpasswd) {

@@ -8,6 +8,7 @@ mod limits;
 mod ops;
 mod problems;
 mod raw;
+pub mod s3;
 mod space;
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Root of the filesystem storage (Distribution's `rootdirectory`).
     pub storage_root: PathBuf,
+    /// S3 storage instead of the filesystem (`storage.s3`), if configured.
+    pub s3: Option<s3::S3Settings>,
     /// Build absolute `Location` URLs from `X-Forwarded-Proto` /
     /// `X-Forwarded-Host` (only behind a proxy you run).
     pub trust_forwarded_headers: bool,
@@ -78,6 +81,7 @@ impl Default for Config {
                 .parse()
                 .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 5000))),
             storage_root: PathBuf::from(DEFAULT_DATA),
+            s3: None,
             trust_forwarded_headers: false,
             tls: TlsMode::Auto {
                 dir: PathBuf::from(DEFAULT_CERTS),
@@ -123,7 +127,17 @@ impl Config {
         if let Some(listen) = raw.listen {
             config.listen = listen;
         }
-        if let Some(root) = raw.storage.and_then(|s| s.filesystem).and_then(|f| f.root) {
+        let (filesystem, s3) = raw
+            .storage
+            .map(|s| (s.filesystem, s.s3))
+            .unwrap_or_default();
+        if filesystem.is_some() && s3.is_some() {
+            problems.push(Problem {
+                line: find_key_line(text, "s3"),
+                message: "storage: give either filesystem or s3, not both".into(),
+            });
+        }
+        if let Some(root) = filesystem.and_then(|f| f.root) {
             if root.as_os_str().is_empty() {
                 problems.push(Problem {
                     line: find_key_line(text, "root"),
@@ -134,6 +148,23 @@ impl Config {
                 config.storage_root = root;
             } else {
                 config.storage_root = base.join(root);
+            }
+        }
+        if let Some(raw_s3) = s3 {
+            match s3::validate(
+                raw_s3.endpoint,
+                raw_s3.region,
+                raw_s3.bucket,
+                raw_s3.prefix,
+                raw_s3.path_style,
+                raw_s3.credentials_file,
+                base,
+            ) {
+                Ok(settings) => config.s3 = Some(settings),
+                Err(messages) => problems.extend(messages.into_iter().map(|message| Problem {
+                    line: find_key_line(text, "s3"),
+                    message,
+                })),
             }
         }
         config.trust_forwarded_headers = raw.trust_forwarded_headers.unwrap_or(false);

@@ -76,6 +76,20 @@ pub(super) struct RawTls {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawStorage {
     pub(super) filesystem: Option<RawFilesystem>,
+    pub(super) s3: Option<RawS3>,
+}
+
+/// `storage.s3` (see `registry::storage::s3::settings`). The keys are read
+/// from `credentials_file` or the environment, never from this file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawS3 {
+    pub(super) endpoint: Option<String>,
+    pub(super) region: Option<String>,
+    pub(super) bucket: Option<String>,
+    pub(super) prefix: Option<String>,
+    pub(super) path_style: Option<bool>,
+    pub(super) credentials_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -66,6 +66,9 @@ pub enum OciError {
     /// Storage failed; the cause was logged by the layer that saw it.
     #[error("internal storage error; see the registry log")]
     StorageFailed,
+    /// The storage (an object store) did not answer; the cause was logged.
+    #[error("registry storage is unavailable; retry later, and tell the operator if it persists")]
+    StorageUnavailable,
 }
 
 impl OciError {
@@ -90,6 +93,7 @@ impl OciError {
             PaginationInvalid(_) => "PAGINATION_NUMBER_INVALID",
             NotFound | MethodNotAllowed { .. } | Unsupported(_) => "UNSUPPORTED",
             StorageFull | StorageFailed => "UNKNOWN",
+            StorageUnavailable => "UNAVAILABLE",
         }
     }
 
@@ -113,6 +117,7 @@ impl OciError {
             | PaginationInvalid(_) => StatusCode::BAD_REQUEST,
             StorageFull => StatusCode::INSUFFICIENT_STORAGE,
             StorageFailed => StatusCode::INTERNAL_SERVER_ERROR,
+            StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 

@@ -33,7 +33,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the admin endpoints look at.
 pub struct Admin {
-    storage_root: PathBuf,
+    /// The filesystem storage's root; `None` for an object store.
+    storage_root: Option<PathBuf>,
     authorizer: Authorizer,
     registry: Registry,
     /// The `gc:` settings a `POST /gc` starts from.
@@ -46,7 +47,7 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(
-        storage_root: PathBuf,
+        storage_root: Option<PathBuf>,
         authorizer: Authorizer,
         registry: Registry,
         gc_defaults: GcOptions,
@@ -103,10 +104,20 @@ impl Admin {
 
     /// 200 `{"ready":true,...}`, or 503 naming each check that failed.
     async fn readyz(&self) -> Response<Body> {
-        let root = self.storage_root.clone();
-        let storage = tokio::task::spawn_blocking(move || probe_storage(&root))
-            .await
-            .unwrap_or_else(|e| Err(format!("the storage check did not finish: {e}")));
+        let storage = match self.storage_root.clone() {
+            Some(root) => tokio::task::spawn_blocking(move || probe_storage(&root))
+                .await
+                .unwrap_or_else(|e| Err(format!("the storage check did not finish: {e}"))),
+            None => {
+                match tokio::time::timeout(READY_TIMEOUT, self.registry.storage().probe()).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!(
+                        "the storage check did not finish within {} s",
+                        READY_TIMEOUT.as_secs()
+                    )),
+                }
+            }
+        };
         let ldap = match tokio::time::timeout(READY_TIMEOUT, self.authorizer.ldap_probe()).await {
             Ok(r) => r,
             Err(_) => Some(Err(format!(
@@ -159,7 +170,11 @@ impl Admin {
         if measured.is_some_and(|t| t.elapsed() < STORAGE_REFRESH) {
             return;
         }
-        let blobs = self.storage_root.join("docker/registry/v2/blobs");
+        let Some(root) = &self.storage_root else {
+            // An object store is not walked for a gauge (it costs requests).
+            return;
+        };
+        let blobs = root.join("docker/registry/v2/blobs");
         if let Ok(bytes) = tokio::task::spawn_blocking(move || dir_size(&blobs)).await {
             crate::metrics::get().set_storage_bytes(bytes);
         }

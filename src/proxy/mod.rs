@@ -25,6 +25,8 @@ use crate::config::Config;
 use crate::registry::gc::schedule::Schedule;
 use crate::registry::gc::GcOptions;
 use crate::registry::storage::fs::FsStorage;
+use crate::registry::storage::s3::{S3Key, S3Storage, S3Target};
+use crate::registry::storage::Storage;
 use crate::registry::Registry;
 use crate::tls::{TlsError, TlsServer};
 
@@ -35,6 +37,8 @@ pub enum ProxyError {
         path: String,
         source: std::io::Error,
     },
+    #[error("cannot use the S3 storage: {0}")]
+    S3(String),
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error(transparent)]
@@ -47,11 +51,42 @@ impl ProxyError {
             ProxyError::Storage { path, .. } => {
                 format!("check that {path} exists or can be created, and is writable (storage.filesystem.root or --data)")
             }
+            ProxyError::S3(e) => crate::registry::storage::s3::hint_for(e).into(),
             ProxyError::Tls(e) => e.hint(),
             ProxyError::Auth(_) => {
                 "check the auth section of proxy.yaml (htpasswd path, token key, ldap)".into()
             }
         }
+    }
+}
+
+/// The storage the config names: the S3 bucket (`storage.s3`) or the
+/// filesystem (`storage.filesystem.root`).
+pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, ProxyError> {
+    match &config.s3 {
+        Some(s3) => {
+            let creds = s3.credentials.load().map_err(ProxyError::S3)?;
+            let target = S3Target {
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                bucket: s3.bucket.clone(),
+                prefix: s3.prefix.clone(),
+                path_style: s3.path_style,
+            };
+            let key = S3Key {
+                access_key_id: creds.access_key_id,
+                secret_access_key: creds.secret_access_key.expose().to_string(),
+            };
+            Ok(Arc::new(
+                S3Storage::open(&target, key).map_err(ProxyError::S3)?,
+            ))
+        }
+        None => Ok(Arc::new(FsStorage::open(&config.storage_root).map_err(
+            |source| ProxyError::Storage {
+                path: config.storage_root.display().to_string(),
+                source,
+            },
+        )?)),
     }
 }
 
@@ -75,11 +110,7 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: &Config) -> Result<Server, ProxyError> {
-        let storage =
-            FsStorage::open(&config.storage_root).map_err(|source| ProxyError::Storage {
-                path: config.storage_root.display().to_string(),
-                source,
-            })?;
+        let storage = open_storage(config)?;
         let tls = TlsServer::prepare(&config.tls)?;
         let (authorizer, initial_admin) = match &config.auth {
             None => (Authorizer::open(), None),
@@ -94,9 +125,9 @@ impl Server {
             untagged: space.gc_untagged,
             grace: space.gc_grace,
         };
-        let registry = Registry::new(Arc::new(storage));
+        let registry = Registry::new(storage);
         let admin = Arc::new(admin::Admin::new(
-            config.storage_root.clone(),
+            config.s3.is_none().then(|| config.storage_root.clone()),
             authorizer.clone(),
             registry.clone(),
             gc,

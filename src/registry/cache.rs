@@ -6,7 +6,8 @@
 //! that a read which began before the change cannot put its (old) answer
 //! back afterwards. Changes made behind this process's back (another
 //! instance on the same storage, files copied in) are seen after at most
-//! [`TTL`]. Bounded in bytes: past the budget, the oldest entries go first.
+//! [`TTL`]; on shared storage (S3, several instances) `manifests::get`
+//! resolves every reference from storage and caches only content by digest. Bounded in bytes: past the budget, the oldest entries go first.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -22,6 +22,7 @@ impl RegistryError {
         match self {
             RegistryError::Oci(e) => e,
             RegistryError::Storage(StorageError::Full) => OciError::StorageFull,
+            RegistryError::Storage(StorageError::Unavailable(_)) => OciError::StorageUnavailable,
             RegistryError::Storage(_) => OciError::StorageFailed,
         }
     }
@@ -46,5 +47,12 @@ mod tests {
         let full = RegistryError::Storage(StorageError::Full).into_oci();
         assert_eq!(full.status(), 507);
         assert!(!RegistryError::from(OciError::ManifestUnknown).is_server_fault());
+        let down = RegistryError::Storage(StorageError::Unavailable(
+            "S3 bucket b at http://10.0.0.1:3900: connection refused".into(),
+        ))
+        .into_oci();
+        assert_eq!(down.status(), 503);
+        assert_eq!(down.code(), "UNAVAILABLE");
+        assert!(!down.message().contains("10.0.0.1"));
     }
 }

@@ -251,6 +251,23 @@ async fn unknown(reg: &Registry, repo: &RepoName) -> RegistryError {
     }
 }
 
+/// Reads a linked manifest's bytes and media type.
+async fn load(reg: &Registry, d: Digest) -> Result<Cached, RegistryError> {
+    let bytes = reg
+        .storage()
+        .read_small_blob(&d, MAX_MANIFEST_SIZE)
+        .await?
+        .ok_or(OciError::ManifestUnknown)?;
+    let media_type = ManifestDoc::parse(&bytes)
+        .map(|doc| doc.effective_media_type().to_string())
+        .unwrap_or_else(|_| OCI_MANIFEST.to_string());
+    Ok(Cached {
+        digest: d,
+        bytes,
+        media_type,
+    })
+}
+
 /// `GET`/`HEAD /v2/<name>/manifests/<reference>`
 pub async fn get(
     reg: &Registry,
@@ -262,26 +279,30 @@ pub async fn get(
         digest: d,
         bytes,
         media_type,
-    } = match reg.manifests.get(repo, reference) {
-        Some(hit) => hit,
-        None => {
-            let since = reg.manifests.generation();
-            let d = resolve(reg, repo, reference).await?;
-            let bytes = reg
-                .storage()
-                .read_small_blob(&d, MAX_MANIFEST_SIZE)
-                .await?
-                .ok_or(OciError::ManifestUnknown)?;
-            let media_type = ManifestDoc::parse(&bytes)
-                .map(|doc| doc.effective_media_type().to_string())
-                .unwrap_or_else(|_| OCI_MANIFEST.to_string());
-            let found = Cached {
-                digest: d,
-                bytes,
-                media_type,
-            };
-            reg.manifests.insert(repo, reference, since, found.clone());
-            found
+    } = if reg.storage().shared() {
+        // Other instances change tags and links behind our back: resolve
+        // from storage every time, and cache only content, by digest.
+        let d = resolve(reg, repo, reference).await?;
+        let key = Reference::Digest(d.clone());
+        match reg.manifests.get(repo, &key) {
+            Some(hit) => hit,
+            None => {
+                let since = reg.manifests.generation();
+                let found = load(reg, d).await?;
+                reg.manifests.insert(repo, &key, since, found.clone());
+                found
+            }
+        }
+    } else {
+        match reg.manifests.get(repo, reference) {
+            Some(hit) => hit,
+            None => {
+                let since = reg.manifests.generation();
+                let d = resolve(reg, repo, reference).await?;
+                let found = load(reg, d).await?;
+                reg.manifests.insert(repo, reference, since, found.clone());
+                found
+            }
         }
     };
     let mut resp = response::status(StatusCode::OK);

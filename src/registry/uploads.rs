@@ -3,8 +3,10 @@
 //! session.
 //!
 //! The body streams to storage while it is hashed; the running sha256 state
-//! is kept in memory between chunks. After a restart it is gone, and the
-//! digest is recomputed from the stored data, so uploads survive restarts.
+//! is kept in memory between chunks. After a restart (or when the chunks
+//! came through another instance on shared storage) it is not there, and
+//! the storage hashes the stored data at commit, so uploads survive
+//! restarts and may move between instances.
 //! One lock per upload orders concurrent requests on the same session.
 
 use std::collections::HashMap;
@@ -268,20 +270,30 @@ async fn finish(
         .await?
         .ok_or(OciError::BlobUploadUnknown)?;
     let size = append(reg, repo, id, state, size, &mut req).await?;
-    let actual = match &state.hashed {
+    let known = match &state.hashed {
         Some((n, h)) if *n == size && expected.algorithm() == Algorithm::Sha256 => {
-            h.clone().finish()
+            Some(h.clone().finish())
         }
-        _ => storage.upload_hash(repo, id, expected.algorithm()).await?.1,
+        _ => None,
     };
-    if &actual != expected {
+    reg.recent.touch([expected]).await;
+    let mismatch = match known {
+        Some(actual) if &actual != expected => Some(actual),
+        Some(_) => {
+            storage.upload_commit(repo, id, expected).await?;
+            None
+        }
+        // The hash is not in this process's memory (a restart, or the
+        // chunks came through another instance): the backend hashes the
+        // content on its way into the blob.
+        None => storage.upload_commit_verified(repo, id, expected).await?,
+    };
+    if let Some(actual) = mismatch {
         return Err(OciError::DigestMismatch {
             expected: expected.clone(),
             actual,
         }
         .into());
     }
-    reg.recent.touch([expected]).await;
-    storage.upload_commit(repo, id, expected).await?;
     created(&req, repo, expected)
 }

@@ -5,6 +5,47 @@
 
 use super::*;
 
+/// With `REGPROXY_API_STORAGE=s3` (a second run in `scripts/test.sh`), the
+/// suite runs on S3: one Garage node for the whole run (killed by pid when
+/// the test process exits), a fresh key prefix per server.
+fn s3_storage() -> Option<regproxy::config::s3::S3Settings> {
+    static GARAGE: std::sync::OnceLock<(common::Garage, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    static GARAGE_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    extern "C" fn stop_garage() {
+        let pid = GARAGE_PID.load(std::sync::atomic::Ordering::SeqCst);
+        if pid > 0 {
+            // SAFETY: kill(2) on the pid of the Garage this process started.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    }
+    match std::env::var("REGPROXY_API_STORAGE").as_deref() {
+        Ok("s3") => {}
+        Ok("fs") | Err(_) => return None,
+        Ok(other) => panic!("REGPROXY_API_STORAGE={other:?}: use fs or s3"),
+    }
+    let (g, creds) = GARAGE.get_or_init(|| {
+        let g = common::Garage::start("api");
+        let creds = g.credentials_file(g.dir());
+        GARAGE_PID.store(g.pid(), std::sync::atomic::Ordering::SeqCst);
+        // SAFETY: registers a plain function to run at exit.
+        unsafe {
+            libc::atexit(stop_garage);
+        }
+        (g, creds)
+    });
+    Some(regproxy::config::s3::S3Settings {
+        endpoint: g.endpoint.clone(),
+        region: "garage".into(),
+        bucket: "api".into(),
+        prefix: format!("t-{}", uuid::Uuid::new_v4()),
+        path_style: true,
+        credentials: regproxy::config::s3::CredentialsSource::File(creds.clone()),
+    })
+}
+
 /// A registry served in-process on `127.0.0.1:0`; dropping it asks the
 /// server to stop.
 pub struct Server {
@@ -37,6 +78,7 @@ impl Server {
             },
             // No authentication: these tests are about the API itself.
             auth: None,
+            s3: s3_storage(),
             ..Config::default()
         };
         let server = regproxy::proxy::Server::new(&config).expect("server prepares");

@@ -22,10 +22,12 @@ mod clients;
 mod compose;
 mod distribution;
 mod dockerd;
+mod garage;
 mod http;
 mod images;
 mod inproc;
 mod netns;
+mod nginx;
 mod oci;
 mod process;
 mod rawpush;
@@ -41,6 +43,7 @@ pub use clients::{curl, Podman, Skopeo};
 pub use compose::{assert_static_executable, build_static_binary, compose_dir, Compose};
 pub use distribution::Distribution;
 pub use dockerd::Dockerd;
+pub use garage::{garage_binary, Garage, GARAGE_DEFAULT};
 pub use http::{http_get, http_request, HttpResponse};
 pub use images::{
     assert_same_file, gzip_stored, make_build_context, make_rootfs, random_bytes, sha256_hex,
@@ -48,6 +51,7 @@ pub use images::{
 };
 pub use inproc::{client_for, rustls_config, Proto, TlsServer, PROTOCOLS};
 pub use netns::{sh_quote, wrapped_command, HostsEntry, Lan, Netns};
+pub use nginx::NginxBalancer;
 pub use oci::{
     assert_same_oci_image, oci_reachable_blobs, read_oci_ref, write_oci_multiarch,
     write_oci_single, OciImage, OCI_INDEX, OCI_MANIFEST,

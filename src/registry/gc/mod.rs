@@ -50,11 +50,31 @@ impl Default for GcOptions {
 /// The repository name a blob is reported under when no repository links it.
 const UNLINKED: &str = "(unlinked)";
 
+/// How long the GC lease on shared storage lasts: a collection that dies
+/// blocks others no longer than this.
+pub const LEASE_TTL: Duration = Duration::from_secs(3600);
+
 /// State shared by collections: one at a time, and the last report.
-#[derive(Default)]
 pub struct GcState {
     running: tokio::sync::Mutex<()>,
     last: std::sync::Mutex<Option<GcReport>>,
+    /// This process's name on the GC lease (host, pid and a random id).
+    holder: String,
+}
+
+impl Default for GcState {
+    fn default() -> Self {
+        GcState {
+            running: tokio::sync::Mutex::default(),
+            last: std::sync::Mutex::default(),
+            holder: format!(
+                "{}/{}/{}",
+                gethostname::gethostname().to_string_lossy(),
+                std::process::id(),
+                uuid::Uuid::new_v4()
+            ),
+        }
+    }
 }
 
 impl Registry {
@@ -90,7 +110,25 @@ impl Registry {
     }
 
     async fn collect_and_keep(&self, options: GcOptions) -> Result<GcReport> {
-        let report = self.collect(options).await?;
+        // On shared storage, one instance sweeps at a time: the others
+        // report that they left it to the holder of the lease.
+        let storage = self.storage().clone();
+        let leased = !options.dry_run;
+        if leased && !storage.gc_lease_acquire(&self.gc.holder, LEASE_TTL).await? {
+            let mut report = GcReport::new(options, SystemTime::now());
+            report.skipped = Some(
+                "another instance holds the GC lease (it is collecting now); nothing was done here"
+                    .into(),
+            );
+            return Ok(report);
+        }
+        let result = self.collect(options).await;
+        if leased {
+            if let Err(e) = storage.gc_lease_release(&self.gc.holder).await {
+                tracing::warn!(error = %e, "giving back the GC lease failed; it expires by itself");
+            }
+        }
+        let report = result?;
         *self.gc.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
         Ok(report)
     }

@@ -43,6 +43,9 @@ pub struct GcReport {
     pub kept_young: u64,
     /// Unreferenced blobs kept because a request referenced them meanwhile.
     pub kept_recent: u64,
+    /// Why nothing was collected, when another instance holds the GC lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     #[serde(skip)]
     pub(super) per_repo: PerRepo,
 }
@@ -62,6 +65,7 @@ impl GcReport {
             total: Freed::default(),
             kept_young: 0,
             kept_recent: 0,
+            skipped: None,
             per_repo: PerRepo::new(),
         }
     }
@@ -95,6 +99,9 @@ pub fn human_bytes(n: u64) -> String {
 
 impl fmt::Display for GcReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(why) = &self.skipped {
+            return writeln!(f, "skipped: {why}");
+        }
         let verb = if self.dry_run { "would free" } else { "freed" };
         for r in &self.repositories {
             write!(

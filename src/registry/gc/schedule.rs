@@ -40,6 +40,9 @@ impl Registry {
     /// something, else at `debug`).
     pub async fn gc_logged(&self, options: super::GcOptions) {
         match self.gc(options).await {
+            Ok(r) if r.skipped.is_some() => {
+                tracing::info!("gc: skipped, another instance holds the GC lease")
+            }
             Ok(r) if r.total.blobs > 0 || r.manifests_removed() > 0 => tracing::info!(
                 blobs = r.total.blobs,
                 bytes = r.total.bytes,

@@ -3,10 +3,11 @@
 //! The [`Storage`] trait is the whole contract between the API layer and a
 //! backend: it moves bytes and links and knows nothing about HTTP or manifest
 //! formats. The filesystem backend ([`fs::FsStorage`]) uses CNCF
-//! Distribution's on-disk layout; an object-store backend can be added beside
-//! it without touching the API layer.
+//! Distribution's on-disk layout; the S3 backend ([`s3::S3Storage`]) keeps
+//! the same keys in a bucket, so either can serve what the other wrote.
 
 pub mod fs;
+pub mod s3;
 
 use std::time::SystemTime;
 
@@ -31,6 +32,10 @@ pub enum StorageError {
     Io(std::io::Error),
     #[error("storage data is corrupt: {0}")]
     Corrupt(String),
+    /// A remote store did not answer, or refused us (down, timed out,
+    /// bucket missing, credentials refused): the client may retry.
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl From<std::io::Error> for StorageError {
@@ -160,6 +165,24 @@ pub trait Storage: Send + Sync + 'static {
     /// Turns a complete, verified upload into the blob `digest` and links it
     /// into the repository. The blob becomes visible atomically.
     async fn upload_commit(&self, repo: &RepoName, id: UploadId, digest: &Digest) -> Result<()>;
+    /// Like [`Storage::upload_commit`] for an upload whose hash is not
+    /// known (its chunks came through other requests or instances): the
+    /// content is hashed on its way into the blob, and nothing becomes
+    /// visible unless it is `expected`. Returns the actual digest on a
+    /// mismatch. The default hashes from storage, then commits.
+    async fn upload_commit_verified(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        expected: &Digest,
+    ) -> Result<Option<Digest>> {
+        let (_, actual) = self.upload_hash(repo, id, expected.algorithm()).await?;
+        if &actual != expected {
+            return Ok(Some(actual));
+        }
+        self.upload_commit(repo, id, expected).await?;
+        Ok(None)
+    }
     /// Cancels an upload; false if it did not exist.
     async fn upload_delete(&self, repo: &RepoName, id: UploadId) -> Result<bool>;
     /// Every upload in progress, in every repository (also one whose first
@@ -200,4 +223,29 @@ pub trait Storage: Send + Sync + 'static {
         referrer: &Digest,
     ) -> Result<()>;
     async fn list_referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Digest>>;
+
+    // ---- several instances ----
+
+    /// Whether other processes may change this storage at any moment
+    /// (several instances on one bucket): then answers about tags are not
+    /// cached in memory.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Checks that the storage can be written now (for `/readyz`, startup
+    /// and `config check`); the error says what is wrong.
+    async fn probe(&self) -> Result<()>;
+
+    /// Takes the garbage-collection lease for `holder` for `ttl`, so one
+    /// instance sweeps at a time; false if another holder has it. Storage
+    /// used by one process needs no lease (the default).
+    async fn gc_lease_acquire(&self, _holder: &str, _ttl: std::time::Duration) -> Result<bool> {
+        Ok(true)
+    }
+
+    /// Gives the lease back, if `holder` still has it.
+    async fn gc_lease_release(&self, _holder: &str) -> Result<()> {
+        Ok(())
+    }
 }

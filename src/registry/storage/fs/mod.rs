@@ -385,6 +385,18 @@ impl Storage for FsStorage {
         .await
     }
 
+    async fn probe(&self) -> Result<()> {
+        self.run(|l| {
+            let mut f = tempfile::Builder::new()
+                .prefix("readyz-")
+                .tempfile_in(&l.tmp)?;
+            std::io::Write::write_all(&mut f, b"regproxy readiness probe\n")?;
+            f.as_file().sync_all()?;
+            f.close()
+        })
+        .await
+    }
+
     async fn list_referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Digest>> {
         let (r, s) = (repo.clone(), subject.clone());
         self.run(move |l| {

@@ -1,0 +1,416 @@
+//! Storage in an S3-compatible object store (AWS S3, Garage, MinIO, Ceph
+//! RGW...), through the `object_store` crate: the same keys as the
+//! filesystem backend ([`keys`]), uploads as one object per request body
+//! with their state in the bucket ([`uploads`]), listings for GC and the
+//! catalog ([`listing`]) and the GC lease ([`lease`]).
+//!
+//! Several regproxy instances may share a bucket: nothing about an upload
+//! or a tag lives only in one process. Every request to the store has a
+//! connect timeout and a read timeout, and a bounded number of retries; a
+//! store that is down, slow, missing its bucket or refusing the key becomes
+//! [`StorageError::Unavailable`] (503 `UNAVAILABLE` to the client, the cause
+//! in the log), never a hung request.
+
+mod keys;
+mod lease;
+mod listing;
+mod objects;
+mod uploads;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig};
+
+use super::{
+    Appended, BlobInfo, BlobReader, ByteRange, ByteStream, Result, RevisionInfo, Storage,
+    StorageError, UploadInfo,
+};
+use crate::oci::digest::{Algorithm, Digest, Hasher};
+use crate::oci::names::{RepoName, Tag, UploadId};
+use keys::Keys;
+pub use objects::hint_for;
+
+/// How long connecting to the store may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the store may stay silent while answering (or while we send a
+/// body); a longer pause fails the request.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Retries of a failed request (errors and 5xx), within [`RETRY_TIMEOUT`].
+const MAX_RETRIES: usize = 3;
+const RETRY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where the bucket is (from `storage.s3`, validated by `config`).
+#[derive(Debug, Clone)]
+pub struct S3Target {
+    /// `http(s)://host:port`
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// Keys start with `<prefix>/docker/registry/v2/` (empty: the bucket's root).
+    pub prefix: String,
+    /// `endpoint/bucket/key` rather than `bucket.endpoint/key`.
+    pub path_style: bool,
+}
+
+/// An access key; `Debug` hides the secret.
+#[derive(Clone)]
+pub struct S3Key {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "S3Key({}, ***)", self.access_key_id)
+    }
+}
+
+/// The S3 backend.
+#[derive(Clone)]
+pub struct S3Storage {
+    store: Arc<AmazonS3>,
+    keys: Keys,
+    /// `bucket at endpoint`, for error messages.
+    place: Arc<str>,
+}
+
+impl std::fmt::Debug for S3Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "S3Storage({})", self.place)
+    }
+}
+
+impl S3Storage {
+    /// Builds the client (no request is sent yet; see [`Storage::probe`]).
+    /// The error says what to fix.
+    pub fn open(s: &S3Target, key: S3Key) -> std::result::Result<S3Storage, String> {
+        let options = ClientOptions::new()
+            .with_connect_timeout(CONNECT_TIMEOUT)
+            .with_read_timeout(READ_TIMEOUT)
+            .with_timeout_disabled()
+            .with_allow_http(s.endpoint.starts_with("http://"));
+        let retry = RetryConfig {
+            max_retries: MAX_RETRIES,
+            retry_timeout: RETRY_TIMEOUT,
+            ..RetryConfig::default()
+        };
+        let store = AmazonS3Builder::new()
+            .with_endpoint(&s.endpoint)
+            .with_region(&s.region)
+            .with_bucket_name(&s.bucket)
+            .with_access_key_id(key.access_key_id)
+            .with_secret_access_key(key.secret_access_key)
+            .with_virtual_hosted_style_request(!s.path_style)
+            .with_allow_http(s.endpoint.starts_with("http://"))
+            .with_client_options(options)
+            .with_retry(retry)
+            .build()
+            .map_err(|e| format!("storage.s3: {e}"))?;
+        Ok(S3Storage {
+            store: Arc::new(store),
+            keys: Keys::new(&s.prefix),
+            place: format!("S3 bucket {} at {}", s.bucket, s.endpoint).into(),
+        })
+    }
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        self.size_of(&self.keys.blob_data(digest)).await
+    }
+
+    async fn blob_reader(
+        &self,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<Option<BlobReader>> {
+        let key = self.keys.blob_data(digest);
+        let get_range = match range {
+            Some(r) if r.start >= r.end => {
+                // Nothing to send; only the size is wanted.
+                return Ok(self.size_of(&key).await?.map(|size| BlobReader {
+                    size,
+                    body: Box::pin(futures_util::stream::empty()),
+                }));
+            }
+            Some(r) => Some(GetRange::Bounded(r.start..r.end)),
+            None => None,
+        };
+        let options = GetOptions {
+            range: get_range,
+            ..GetOptions::default()
+        };
+        let result = match self.store.get_opts(&key, options).await {
+            Ok(r) => r,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.fail(e)),
+        };
+        let size = result.meta.size;
+        let place = self.place.clone();
+        let body = result
+            .into_stream()
+            .map_err(move |e| std::io::Error::other(format!("{place}: {e}")));
+        Ok(Some(BlobReader {
+            size,
+            body: Box::pin(sync_wrapper::SyncStream::new(body)),
+        }))
+    }
+
+    async fn read_small_blob(&self, digest: &Digest, max: u64) -> Result<Option<Bytes>> {
+        let key = self.keys.blob_data(digest);
+        match self.size_of(&key).await? {
+            None => return Ok(None),
+            Some(n) if n > max => {
+                return Err(StorageError::Corrupt(format!(
+                    "blob {digest} is larger than {max} bytes"
+                )))
+            }
+            Some(_) => {}
+        }
+        self.read(&key).await
+    }
+
+    async fn write_small_blob(&self, digest: &Digest, bytes: Bytes) -> Result<()> {
+        let key = self.keys.blob_data(digest);
+        if self.size_of(&key).await?.is_some() {
+            return Ok(());
+        }
+        self.write(&key, bytes).await
+    }
+
+    async fn list_blobs(&self) -> Result<Vec<BlobInfo>> {
+        self.list_blobs_impl().await
+    }
+
+    async fn delete_blob(&self, digest: &Digest) -> Result<bool> {
+        self.delete(&self.keys.blob_data(digest)).await
+    }
+
+    async fn layer_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        Ok(self
+            .read_link(&self.keys.layer_link(repo, digest))
+            .await?
+            .as_ref()
+            == Some(digest))
+    }
+
+    async fn link_layer(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        self.write_link(&self.keys.layer_link(repo, digest), digest)
+            .await
+    }
+
+    async fn unlink_layer(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        self.delete(&self.keys.layer_link(repo, digest)).await
+    }
+
+    async fn list_layers(&self, repo: &RepoName) -> Result<Vec<Digest>> {
+        Ok(self
+            .links_under(&self.keys.layers(repo))
+            .await?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect())
+    }
+
+    async fn upload_create(&self, repo: &RepoName, id: UploadId) -> Result<()> {
+        self.upload_create_impl(repo, id).await
+    }
+
+    async fn upload_size(&self, repo: &RepoName, id: UploadId) -> Result<Option<u64>> {
+        Ok(self.upload_state(repo, id).await?.map(|s| s.size))
+    }
+
+    async fn upload_append(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        offset: u64,
+        hasher: Option<Hasher>,
+        body: ByteStream,
+    ) -> Result<Appended> {
+        self.append(repo, id, offset, hasher, body).await
+    }
+
+    async fn upload_hash(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        algorithm: Algorithm,
+    ) -> Result<(u64, Digest)> {
+        self.upload_hash_impl(repo, id, algorithm).await
+    }
+
+    async fn upload_commit(&self, repo: &RepoName, id: UploadId, digest: &Digest) -> Result<()> {
+        self.commit(repo, id, digest, None).await.map(|_| ())
+    }
+
+    async fn upload_commit_verified(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        expected: &Digest,
+    ) -> Result<Option<Digest>> {
+        self.commit(repo, id, expected, Some(expected.algorithm()))
+            .await
+    }
+
+    async fn upload_delete(&self, repo: &RepoName, id: UploadId) -> Result<bool> {
+        self.delete_dir(&self.keys.upload_dir(repo, id)).await
+    }
+
+    async fn list_uploads(&self) -> Result<Vec<(RepoName, UploadInfo)>> {
+        self.list_uploads_impl().await
+    }
+
+    async fn manifest_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        Ok(self
+            .read_link(&self.keys.revision_link(repo, digest))
+            .await?
+            .as_ref()
+            == Some(digest))
+    }
+
+    async fn link_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        self.write_link(&self.keys.revision_link(repo, digest), digest)
+            .await
+    }
+
+    async fn list_manifests(&self, repo: &RepoName) -> Result<Vec<RevisionInfo>> {
+        Ok(self
+            .links_under(&self.keys.revisions(repo))
+            .await?
+            .into_iter()
+            .map(|(digest, linked)| RevisionInfo { digest, linked })
+            .collect())
+    }
+
+    async fn unlink_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
+        if self
+            .read_link(&self.keys.revision_link(repo, digest))
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        // Tags first, so no tag ever points at a missing revision.
+        for tag in self.tag_names(repo).await? {
+            if self
+                .read_link(&self.keys.tag_current(repo, &tag))
+                .await?
+                .as_ref()
+                == Some(digest)
+            {
+                self.delete(&self.keys.tag_current(repo, &tag)).await?;
+                self.delete_dir(&self.keys.tag_dir(repo, &tag)).await?;
+            }
+        }
+        self.delete_dir(&self.keys.revision_dir(repo, digest)).await
+    }
+
+    async fn resolve_tag(&self, repo: &RepoName, tag: &Tag) -> Result<Option<Digest>> {
+        self.read_link(&self.keys.tag_current(repo, tag.as_str()))
+            .await
+    }
+
+    async fn set_tag(&self, repo: &RepoName, tag: &Tag, digest: &Digest) -> Result<()> {
+        self.write_link(&self.keys.tag_index(repo, tag.as_str(), digest), digest)
+            .await?;
+        self.write_link(&self.keys.tag_current(repo, tag.as_str()), digest)
+            .await
+    }
+
+    async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool> {
+        // The `current` link first: it is what makes the tag exist.
+        let had = self
+            .delete(&self.keys.tag_current(repo, tag.as_str()))
+            .await?;
+        self.delete_dir(&self.keys.tag_dir(repo, tag.as_str()))
+            .await?;
+        Ok(had)
+    }
+
+    async fn list_tags(&self, repo: &RepoName) -> Result<Option<Vec<String>>> {
+        if !self.repository_exists(repo).await? {
+            return Ok(None);
+        }
+        self.tag_names(repo).await.map(Some)
+    }
+
+    async fn list_repositories(&self) -> Result<Vec<String>> {
+        let mut repos = self.walk().await?.repositories;
+        repos.sort();
+        Ok(repos)
+    }
+
+    async fn repository_exists(&self, repo: &RepoName) -> Result<bool> {
+        let dirs = self.subdirs(&self.keys.repo(repo)).await?;
+        Ok(dirs.iter().any(|d| d == "_manifests" || d == "_layers"))
+    }
+
+    async fn add_referrer(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        referrer: &Digest,
+    ) -> Result<()> {
+        let dir = self.keys.referrer_dir(repo, subject, referrer);
+        self.write_link(&dir.clone().join("link"), referrer).await
+    }
+
+    async fn remove_referrer(
+        &self,
+        repo: &RepoName,
+        subject: &Digest,
+        referrer: &Digest,
+    ) -> Result<()> {
+        self.delete_dir(&self.keys.referrer_dir(repo, subject, referrer))
+            .await
+            .map(|_| ())
+    }
+
+    async fn list_referrers(&self, repo: &RepoName, subject: &Digest) -> Result<Vec<Digest>> {
+        let mut out: Vec<Digest> = self
+            .links_under(&self.keys.referrers(repo, subject))
+            .await?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn probe(&self) -> Result<()> {
+        let key = self.keys.probe();
+        let attempt = async {
+            self.write(&key, Bytes::from_static(b"regproxy readiness probe\n"))
+                .await?;
+            self.delete(&key).await.map(|_| ())
+        };
+        attempt.await.map_err(|e| {
+            let msg = match e {
+                StorageError::Unavailable(m) => m,
+                other => other.to_string(),
+            };
+            let hint = hint_for(&msg);
+            StorageError::Unavailable(format!("{msg}; hint: {hint}"))
+        })
+    }
+
+    async fn gc_lease_acquire(&self, holder: &str, ttl: Duration) -> Result<bool> {
+        self.lease_acquire(holder, ttl).await
+    }
+
+    async fn gc_lease_release(&self, holder: &str) -> Result<()> {
+        self.lease_release(holder).await
+    }
+}

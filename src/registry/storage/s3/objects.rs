@@ -1,0 +1,111 @@
+//! Single-object operations on the bucket, with "not found" as `None` or
+//! `false` and every other failure as [`StorageError::Unavailable`] naming
+//! the bucket and endpoint; link objects (a digest as text); and the
+//! `hint:` for a failed request.
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::S3Storage;
+use crate::oci::digest::Digest;
+use crate::registry::storage::{Result, StorageError};
+
+impl S3Storage {
+    /// Any store error but "not found", with where it happened.
+    pub(super) fn fail(&self, e: object_store::Error) -> StorageError {
+        StorageError::Unavailable(format!("{}: {e}", self.place))
+    }
+
+    pub(super) async fn read(&self, key: &Path) -> Result<Option<Bytes>> {
+        match self.store.get(key).await {
+            Ok(r) => r.bytes().await.map(Some).map_err(|e| self.fail(e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    pub(super) async fn write(&self, key: &Path, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(key, PutPayload::from_bytes(bytes))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
+    }
+
+    pub(super) async fn size_of(&self, key: &Path) -> Result<Option<u64>> {
+        match self.store.head(key).await {
+            Ok(m) => Ok(Some(m.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Deletes one object; false if it was not there.
+    pub(super) async fn delete(&self, key: &Path) -> Result<bool> {
+        if self.size_of(key).await?.is_none() {
+            return Ok(false);
+        }
+        match self.store.delete(key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(true),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Deletes every object under `dir/`; false if there was none.
+    pub(super) async fn delete_dir(&self, dir: &Path) -> Result<bool> {
+        let keys: Vec<Path> = self
+            .store
+            .list(Some(dir))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(|e| self.fail(e))?;
+        let any = !keys.is_empty();
+        for key in keys {
+            match self.store.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        Ok(any)
+    }
+
+    pub(super) async fn write_link(&self, key: &Path, d: &Digest) -> Result<()> {
+        self.write(key, Bytes::from(d.to_string())).await
+    }
+
+    pub(super) async fn read_link(&self, key: &Path) -> Result<Option<Digest>> {
+        let Some(bytes) = self.read(key).await? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        text.trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| StorageError::Corrupt(format!("link object {key} does not hold a digest")))
+    }
+}
+
+/// What to do about a failed request to the store, from its error text.
+pub fn hint_for(error: &str) -> &'static str {
+    let lower = error.to_ascii_lowercase();
+    if lower.contains("nosuchbucket") || lower.contains("bucket not found") {
+        "the bucket does not exist: create it (Garage: garage bucket create NAME) or fix storage.s3.bucket"
+    } else if lower.contains("403")
+        || lower.contains("accessdenied")
+        || lower.contains("invalidaccesskeyid")
+        || lower.contains("signaturedoesnotmatch")
+        || lower.contains("forbidden")
+    {
+        "the store refused the key: check the access key and secret (storage.s3.credentials_file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that the key may read and write the bucket"
+    } else if lower.contains("connect") || lower.contains("timed out") || lower.contains("timeout")
+    {
+        "the store did not answer: check storage.s3.endpoint and that the S3 service is running and reachable"
+    } else if lower.contains("404") {
+        "the bucket (or the endpoint's path) was not found: check storage.s3.bucket, storage.s3.endpoint and storage.s3.path_style"
+    } else {
+        "check storage.s3 in proxy.yaml (endpoint, region, bucket, path_style) and the credentials"
+    }
+}

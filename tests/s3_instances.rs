@@ -1,0 +1,269 @@
+//! Several regproxy instances on one S3 bucket (a real Garage node started
+//! by the test): they share the bucket, the htpasswd file and the token
+//! signing key, and nothing else.
+//!
+//! - A tag pushed through one instance is served at once by the other (the
+//!   manifest cache resolves tags from storage on shared storage).
+//! - `docker push` through nginx round-robin over two instances: PATCHes
+//!   and PUTs land on both, a token from one is honoured by the other;
+//!   one instance is killed (-9) mid-push, the retry succeeds, and the
+//!   image pulled back through the survivor is identical.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+const BUCKET: &str = "registry";
+const MIB: usize = 1024 * 1024;
+
+/// `serve --config` for one instance: no TLS (nginx or loopback in front),
+/// its own ports, the shared bucket.
+fn start_instance(config: &Path) -> Regproxy {
+    Regproxy::start_with_args(&[
+        "serve",
+        "--config",
+        path_str(config),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+}
+
+fn manifest_digest(url: &str, repo: &str, tag: &str) -> Option<String> {
+    let r = http_request(
+        "GET",
+        &format!("{url}/v2/{repo}/manifests/{tag}"),
+        &[("Accept", RAW_MANIFEST)],
+        None,
+    );
+    (r.status == 200).then(|| r.header("docker-content-digest").unwrap_or_default())
+}
+
+#[test]
+fn a_tag_pushed_through_one_instance_is_seen_at_once_through_the_other() {
+    let garage = Garage::start(BUCKET);
+    let dir = temp_dir("s3-instances-");
+    let creds = garage.credentials_file(dir.path());
+    let yaml = format!(
+        "tls:\n  enabled: false\nauth:\n  enabled: false\n{}",
+        garage.storage_yaml(BUCKET, "", &creds)
+    );
+    let config = write_config(dir.path(), &yaml);
+    let a = start_instance(&config);
+    let b = start_instance(&config);
+    let (ua, ub) = (a.url(), b.url());
+
+    let one = RawImage::random(1, 1000);
+    let two = RawImage::random(1, 1000);
+    push_image(&ua, "team/app", Some("latest"), &one);
+    // B reads it (and would cache it) ...
+    assert_eq!(
+        manifest_digest(&ub, "team/app", "latest"),
+        Some(one.digest.clone())
+    );
+    // ... A moves the tag: B answers with the new manifest right away.
+    push_image(&ua, "team/app", Some("latest"), &two);
+    assert_eq!(
+        manifest_digest(&ub, "team/app", "latest"),
+        Some(two.digest.clone())
+    );
+    pull_and_verify(&ub, "team/app", "latest", &two);
+    // A deletes the manifest: B no longer serves it, by tag or digest.
+    let del = http_request(
+        "DELETE",
+        &format!("{ua}/v2/team/app/manifests/{}", two.digest),
+        &[],
+        None,
+    );
+    assert_eq!(del.status, 202, "{}", del.text());
+    assert_eq!(manifest_digest(&ub, "team/app", "latest"), None);
+    assert_eq!(manifest_digest(&ub, "team/app", &two.digest), None);
+}
+
+/// How many `PATCH`/`PUT`s on upload sessions an instance's log shows.
+fn upload_requests(r: &Regproxy) -> usize {
+    r.logs()
+        .lines()
+        .filter(|l| {
+            (l.contains("method=PATCH") || l.contains("method=PUT"))
+                && l.contains("/blobs/uploads/")
+        })
+        .count()
+}
+
+/// Waits (bounded) until an instance is reading an upload body.
+fn wait_upload_in_progress(r: &Regproxy) -> bool {
+    for _ in 0..1200 {
+        let m = http_get(&r.admin_url("/metrics")).text();
+        if m.lines()
+            .any(|l| l.starts_with("regproxy_active_uploads ") && !l.ends_with(" 0"))
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+#[test]
+fn docker_push_through_two_instances_survives_one_dying_and_pulls_back_identical() {
+    let garage = Garage::start(BUCKET);
+    let dir = temp_dir("s3-pair-");
+    let creds = garage.credentials_file(dir.path());
+    let htpasswd = dir.path().join("htpasswd");
+    add_users(&htpasswd, &[("alice", "alice-secret-1")]);
+    let lb_port = NginxBalancer::pick_port();
+    let yaml = format!(
+        "tls:\n  enabled: false\nauth:\n  htpasswd: {}\n  token:\n    key: {}\n    \
+         realm: http://127.0.0.1:{lb_port}/auth/token\n{}",
+        htpasswd.display(),
+        dir.path().join("token.key").display(),
+        garage.storage_yaml(BUCKET, "pair", &creds)
+    );
+    let config = write_config(dir.path(), &yaml);
+    // The first start makes the signing key; the second reads the same file.
+    let a = start_instance(&config);
+    let mut b = start_instance(&config);
+    let upstreams: Vec<SocketAddr> = vec![a.addr(), b.addr()];
+    let lb = NginxBalancer::start(lb_port, &upstreams);
+    let host = lb.host();
+
+    let engine = Dockerd::start();
+    let mut login = engine.command(["login", &host, "-u", "alice", "--password-stdin"]);
+    let out = run_with_input(&mut login, b"alice-secret-1\n", Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "docker login through nginx:\n{}",
+        output_text(&out)
+    );
+
+    // 1. A first image: its uploads are spread over both instances, and a
+    //    token issued by one is honoured by the other.
+    let ctx = make_build_context(&engine.dir().join("ctx1"), 4, MIB);
+    let first = format!("{host}/team/app:v1");
+    engine.build(&ctx.dir, &first);
+    engine.docker_ok(["push", &first]);
+    let (na, nb) = (upload_requests(&a), upload_requests(&b));
+    assert!(
+        na > 0 && nb > 0,
+        "uploads did not land on both instances (A {na}, B {nb})\n--- A ---\n{}\n--- B ---\n{}",
+        a.logs(),
+        b.logs()
+    );
+
+    // 2. A second image with big layers; kill B while it reads an upload.
+    let ctx = make_build_context(&engine.dir().join("ctx2"), 3, 24 * MIB);
+    let second = format!("{host}/team/app:v2");
+    let image_id = engine.build(&ctx.dir, &second);
+    let layers = engine.inspect(&second, "{{json .RootFS.Layers}}");
+    let mut push = engine.command(["push", &second]);
+    push.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut pushing = Proc::spawn("docker push", &mut push);
+    let caught = wait_upload_in_progress(&b);
+    b.kill9();
+    assert!(caught, "B never read an upload body during the push");
+    // Docker retries failed layers itself; if it gives up, a second push
+    // (what a CI job's retry does) must finish the job.
+    let mut first_try_ok = false;
+    for _ in 0..2400 {
+        if let Some(status) = pushing.try_exit_status() {
+            first_try_ok = status.success();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(pushing);
+    if !first_try_ok {
+        engine.docker_ok(["push", &second]);
+    }
+    eprintln!("push after kill -9: succeeded on the first try: {first_try_ok}");
+
+    // 3. Pull it back through the survivor (nginx now sends all to A).
+    engine.docker_ok(["rmi", &second]);
+    engine.docker_ok(["pull", &second]);
+    assert_eq!(engine.inspect(&second, "{{.Id}}"), image_id);
+    assert_eq!(engine.inspect(&second, "{{json .RootFS.Layers}}"), layers);
+    let cid = engine.docker_ok(["create", &second]).trim().to_string();
+    let export = engine.dir().join("export.tar");
+    engine.docker_ok(["export", "-o", path_str(&export), &cid]);
+    engine.docker_ok(["rm", &cid]);
+    let rootfs = engine.dir().join("exported");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    run_ok(
+        std::process::Command::new(TAR)
+            .arg("-xf")
+            .arg(&export)
+            .arg("-C")
+            .arg(&rootfs),
+        Duration::from_secs(60),
+    );
+    for (in_image, source) in &ctx.files {
+        assert_same_file(source, &rootfs.join(in_image.trim_start_matches('/')));
+    }
+    assert!(
+        a.logs().contains("method=GET"),
+        "the pull did not go through the surviving instance"
+    );
+    drop(lb);
+}
+
+/// `regproxy config check` probes the bucket: a missing bucket, a refused
+/// key and a store that is down each stop it (exit 64) with a `hint:`;
+/// the secret never appears in its output.
+#[test]
+fn config_check_and_serve_name_a_missing_bucket_a_refused_key_and_a_dead_store() {
+    let mut garage = Garage::start(BUCKET);
+    let dir = temp_dir("s3-check-");
+    let creds = garage.credentials_file(dir.path());
+    let check = |yaml: &str| {
+        let config = write_config(dir.path(), &format!("tls:\n  enabled: false\n{yaml}"));
+        let out = run(
+            std::process::Command::new(env!("CARGO_BIN_EXE_regproxy"))
+                .args(["config", "check", "-c"])
+                .arg(&config),
+            Duration::from_secs(120),
+        );
+        (out.status.code(), output_text(&out))
+    };
+    let (code, text) = check(&garage.storage_yaml(BUCKET, "", &creds));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("storage.s3: bucket registry"), "{text}");
+
+    let (code, text) = check(&garage.storage_yaml("no-such-bucket", "", &creds));
+    assert_eq!(code, Some(64), "{text}");
+    assert!(text.contains("hint: the bucket"), "{text}");
+
+    let wrong = dir.path().join("wrong.env");
+    std::fs::write(
+        &wrong,
+        format!(
+            "AWS_ACCESS_KEY_ID={}\nAWS_SECRET_ACCESS_KEY={}\n",
+            garage.key_id,
+            "1".repeat(64)
+        ),
+    )
+    .unwrap();
+    let (code, text) = check(&garage.storage_yaml(BUCKET, "", &wrong));
+    assert_eq!(code, Some(64), "{text}");
+    assert!(text.contains("hint: the store refused the key"), "{text}");
+    assert!(
+        !text.contains(&garage.secret) && !text.contains(&"1".repeat(64)),
+        "{text}"
+    );
+
+    let missing = dir.path().join("missing.env");
+    let (code, text) = check(&garage.storage_yaml(BUCKET, "", &missing));
+    assert_eq!(code, Some(64), "{text}");
+    assert!(text.contains("credentials_file"), "{text}");
+
+    garage.kill9();
+    let (code, text) = check(&garage.storage_yaml(BUCKET, "", &creds));
+    assert_eq!(code, Some(64), "{text}");
+    assert!(text.contains("hint: the store did not answer"), "{text}");
+}
