@@ -5,6 +5,7 @@
 //! in through the forms as a browser does, keeping its cookies by hand.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -326,4 +327,16 @@ pub fn api_manifest_status(site: &Site, repo: &str, reference: &str) -> u16 {
         None,
     )
     .status
+}
+
+/// Polls (bounded) until `f` is true.
+pub fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("not within 15 s: {what}");
 }

@@ -7,12 +7,12 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
 use super::common::{self, http_request, RawImage, RAW_INDEX, RAW_MANIFEST};
-use super::fixture::{self, image, set_cookie, site, site_pushing, Client, PASSWORD};
+use super::fixture::{self, eventually, image, set_cookie, site, site_pushing, Client, PASSWORD};
 
 /// Markup in every context: element, attribute (both quotes), script.
 const XSS: &str = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>'";
@@ -340,18 +340,6 @@ fn no_redirect_leaves_the_ui() {
     }
     let r = http_request("GET", &site.url("/ui/?next=//evil.example"), &[], None);
     assert_eq!(r.header("location").as_deref(), Some("/ui/login"));
-}
-
-/// Polls (bounded) until `f` is true.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("not within 15 s: {what}");
 }
 
 #[test]

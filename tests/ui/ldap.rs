@@ -3,10 +3,8 @@
 //! group change shows on the next pages, and a new password ends the
 //! session (at most `auth.cache_secs` late).
 
-use std::time::{Duration, Instant};
-
 use super::common::{Slapd, SlapdOpts, LDAP_GROUPS, LDAP_PEOPLE, LDAP_SVC_DN, LDAP_SVC_PW};
-use super::fixture::{site_with, Client};
+use super::fixture::{eventually, site_with, Client};
 
 fn ldap_yaml(dir: &std::path::Path, url: &str) -> String {
     [
@@ -38,17 +36,6 @@ fn ldap_yaml(dir: &std::path::Path, url: &str) -> String {
         String::new(),
     ]
     .join("\n")
-}
-
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("not within 15 s: {what}");
 }
 
 #[test]

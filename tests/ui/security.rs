@@ -5,10 +5,10 @@
 //! escaped and carry security headers; failed sign-ins are limited and
 //! passwords never logged.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::common::{self, http_request};
-use super::fixture::{self, csrf_of, set_cookie, site, Client, PASSWORD};
+use super::fixture::{self, csrf_of, eventually, set_cookie, site, Client, PASSWORD};
 
 #[test]
 fn no_page_reveals_a_repository_the_user_may_not_pull() {
@@ -338,18 +338,6 @@ fn over_tls_cookies_are_secure_and_the_connect_page_prints_the_trust_commands() 
     }
     assert!(page.contains(&format!("docker login {}", tls.server.host())));
     assert!(page.contains("href=\"/ca.crt\""), "a CA download link");
-}
-
-/// Polls (bounded) until `f` is true.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("not within 15 s: {what}");
 }
 
 #[test]
