@@ -298,6 +298,37 @@ async fn an_upload_moves_between_instances_and_a_bad_digest_leaves_no_blob() {
     assert_eq!(read_all(&a, &tiny, None).await, b"tiny");
 }
 
+/// Two instances write one offset (a stalled PATCH and its retry, or a
+/// hostile client): a commit trusting A's in-memory hash must never put
+/// B's bytes under A's digest, which every repository would then share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunk_rewritten_through_another_instance_is_never_committed_under_the_old_hash() {
+    let g = Garage::start(BUCKET);
+    let (a, b) = (s3(&g, ""), s3(&g, ""));
+    let r = repo("team/race");
+    // One small chunk (server-side copy before the fix) and a multipart one.
+    for len in [4 << 10, 6 << 20] {
+        let (x, y) = (pattern(len, 3), pattern(len, 4));
+        let dx = Digest::sha256_of(&x);
+        let id = UploadId::new();
+        a.upload_create(&r, id).await.unwrap();
+        let h = Some(Algorithm::Sha256.hasher());
+        let got = a.upload_append(&r, id, 0, h, body(vec![x])).await.unwrap();
+        assert_eq!(got.hasher.map(|h| h.finish()), Some(dx.clone()));
+        b.upload_append(&r, id, 0, None, body(vec![y]))
+            .await
+            .unwrap();
+        let committed = a.upload_commit(&r, id, &dx).await;
+        assert!(committed.is_err(), "{len} bytes: committed {committed:?}");
+        assert_eq!(
+            a.blob_size(&dx).await.unwrap(),
+            None,
+            "{len}: B's bytes under A's digest"
+        );
+        assert!(!a.layer_linked(&r, &dx).await.unwrap());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aborted_body_keeps_what_arrived_and_nothing_partial_is_visible() {
     let g = Garage::start(BUCKET);

@@ -247,7 +247,15 @@ impl Storage for S3Storage {
     }
 
     async fn upload_commit(&self, repo: &RepoName, id: UploadId, digest: &Digest) -> Result<()> {
-        self.commit(repo, id, digest, None).await.map(|_| ())
+        // The caller's hash covers what this instance received; the bucket
+        // may hold other bytes by now (another instance wrote the same
+        // offset), so the content is hashed again on its way into the blob.
+        match self.commit(repo, id, digest).await? {
+            None => Ok(()),
+            Some(actual) => Err(StorageError::Corrupt(format!(
+                "upload {id} changed in the bucket while it was committed: it hashes to {actual}, not {digest}; nothing was committed"
+            ))),
+        }
     }
 
     async fn upload_commit_verified(
@@ -256,8 +264,7 @@ impl Storage for S3Storage {
         id: UploadId,
         expected: &Digest,
     ) -> Result<Option<Digest>> {
-        self.commit(repo, id, expected, Some(expected.algorithm()))
-            .await
+        self.commit(repo, id, expected).await
     }
 
     async fn upload_delete(&self, repo: &RepoName, id: UploadId) -> Result<bool> {

@@ -100,7 +100,18 @@ pub fn hint_for(error: &str) -> &'static str {
         || lower.contains("forbidden")
     {
         "the store refused the key: check the access key and secret (storage.s3.credentials_file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that the key may read and write the bucket"
-    } else if lower.contains("connect") || lower.contains("timed out") || lower.contains("timeout")
+    } else if [
+        "connect",
+        "timed out",
+        "timeout",
+        "sending request",
+        "reset",
+        "broken pipe",
+        "retries",
+        "dns",
+    ]
+    .iter()
+    .any(|w| lower.contains(w))
     {
         "the store did not answer: check storage.s3.endpoint and that the S3 service is running and reachable"
     } else if lower.contains("404") {

@@ -7,12 +7,12 @@
 //! its contiguous chunks, listed from the bucket: any instance can take the
 //! next `PATCH` or the final `PUT`.
 //!
-//! The commit makes `blobs/.../data`: a server-side copy of a single chunk,
-//! or the chunks streamed in order into one multipart object. When the
-//! running hash is not in this process's memory (the chunks came through
-//! another instance), the content is hashed on the way and the multipart
-//! upload is completed only if the digest matches; otherwise it is aborted
-//! and nothing becomes visible.
+//! The commit makes `blobs/.../data` by streaming the chunks in order
+//! into one multipart object, hashing them on the way, and completes it
+//! only if the digest matches; otherwise it is aborted and nothing becomes
+//! visible. It never trusts a hash taken earlier (in this process's memory,
+//! or before a server-side copy): on a shared bucket another instance may
+//! have rewritten a chunk since.
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -28,8 +28,6 @@ use crate::registry::storage::{Appended, ByteStream, Result, StorageError};
 pub(super) const PART: usize = 5 << 20;
 /// Bytes hashed per hop to the blocking pool when reading chunks back.
 const HASH_BATCH: usize = 1 << 20;
-/// The largest object S3 copies in one request.
-const COPY_MAX: u64 = 5 << 30;
 
 /// `chunks/<offset>` with its size, as `(offset, size)`.
 pub(super) fn chunk_offset(rel: &str, size: u64) -> Option<(u64, u64)> {
@@ -309,24 +307,30 @@ impl S3Storage {
         Ok((state.size, h.finish()))
     }
 
-    /// Makes the blob from the upload's chunks and links it; with `verify`,
-    /// only if the content hashes to `digest` (else the actual digest is
-    /// returned and nothing changes).
+    /// Makes the blob from the upload's chunks and links it, only if the
+    /// content hashes to `digest` (else the actual digest is returned and
+    /// nothing changes). The bytes are hashed on their way into the blob,
+    /// never before a server-side copy: on a shared bucket another instance
+    /// may rewrite a chunk between a hash and a copy, and an in-memory hash
+    /// of what this instance received proves nothing about what the bucket
+    /// holds now.
     pub(super) async fn commit(
         &self,
         repo: &RepoName,
         id: UploadId,
         digest: &Digest,
-        verify: Option<Algorithm>,
     ) -> Result<Option<Digest>> {
+        let alg = digest.algorithm();
         let state = self
             .upload_state(repo, id)
             .await?
             .ok_or_else(|| StorageError::Corrupt(format!("upload {id} vanished")))?;
         let blob = self.keys.blob_data(digest);
         let exists = self.size_of(&blob).await?.is_some();
-        let stream_copy = !exists && (state.chunks.len() > 1 || state.size > COPY_MAX);
-        if let (Some(alg), false) = (verify, stream_copy) {
+        let stream_copy = !exists && !state.chunks.is_empty();
+        if !stream_copy {
+            // Nothing to copy (an empty upload, or the blob is there): the
+            // client's claim is still checked.
             let (_, actual) = self.upload_hash_impl(repo, id, alg).await?;
             if &actual != digest {
                 return Ok(Some(actual));
@@ -335,16 +339,8 @@ impl S3Storage {
         if !exists {
             match state.chunks.as_slice() {
                 [] => self.write(&blob, Bytes::new()).await?,
-                [(offset, _)] if !stream_copy => {
-                    let chunk = self.keys.upload_chunk(repo, id, *offset);
-                    self.store
-                        .copy(&chunk, &blob)
-                        .await
-                        .map_err(|e| self.fail(e))?;
-                }
                 chunks => {
-                    let hasher = verify.map(Algorithm::hasher);
-                    let mut w = PartWriter::new(self, blob.clone(), hasher);
+                    let mut w = PartWriter::new(self, blob.clone(), Some(alg.hasher()));
                     if let Err(e) = self.copy_chunks(repo, id, chunks, &mut w).await {
                         w.abort().await;
                         return Err(e);
