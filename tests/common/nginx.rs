@@ -1,7 +1,9 @@
 //! nginx as a round-robin load balancer on 127.0.0.1 in front of several
 //! regproxy instances: plain HTTP, one upstream connection per request (no
 //! keepalive, no sticky sessions), bodies streamed both ways, an instance
-//! that refuses connections taken out of the rotation. Stopped by pid.
+//! that refuses connections taken out of the rotation. One process
+//! (`master_process off`), stopped by its pid: with a master, a killed
+//! master left its worker running.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -33,7 +35,7 @@ impl NginxBalancer {
             .map(|a| format!("    server {a} max_fails=1 fail_timeout=60s;\n"))
             .collect();
         let conf = format!(
-            "worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
+            "master_process off;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
              events {{ worker_connections 256; }}\n\
              http {{\n  access_log {p}/access.log;\n  \
              client_body_temp_path {p}/tmp;\n  proxy_temp_path {p}/tmp;\n  \
