@@ -523,12 +523,28 @@ fn wait_exit(server: &mut Regproxy, limit: Duration) -> Option<std::process::Exi
     None
 }
 
-#[test]
-fn sigterm_lets_a_running_upload_finish_then_exits_0() {
-    let dir = temp_dir("regproxy-ops-stop-");
+/// A server with `shutdown_timeout_secs`, an upload whose PATCH has sent
+/// half its body (the rest is the caller's to send or not), and SIGTERM.
+struct StoppedMidPatch {
+    _dir: tempfile::TempDir,
+    _slapd: Slapd,
+    config: std::path::PathBuf,
+    server: Regproxy,
+    hank: String,
+    location: String,
+    data: Vec<u8>,
+    conn: TcpStream,
+}
+
+fn sigterm_during_a_slow_patch(prefix: &str, shutdown_timeout_secs: u64) -> StoppedMidPatch {
+    let dir = temp_dir(prefix);
     let slapd = Slapd::start(SlapdOpts::default());
-    let config = write_setup(dir.path(), &slapd.url(), "shutdown_timeout_secs: 20\n");
-    let mut server = serve(&config);
+    let config = write_setup(
+        dir.path(),
+        &slapd.url(),
+        &format!("shutdown_timeout_secs: {shutdown_timeout_secs}\n"),
+    );
+    let server = serve(&config);
     let url = server.url();
     let hank = basic(HANK.0, HANK.1);
     let start = http_request(
@@ -539,9 +555,33 @@ fn sigterm_lets_a_running_upload_finish_then_exits_0() {
     );
     let location = start.header("location").unwrap();
     let data = random_bytes(200_000);
-    let mut conn = start_slow_patch(&server, &location, &hank, &data);
+    let conn = start_slow_patch(&server, &location, &hank, &data);
     wait_upload_in_progress(&server);
     sigterm(&server);
+    StoppedMidPatch {
+        _dir: dir,
+        _slapd: slapd,
+        config,
+        server,
+        hank,
+        location,
+        data,
+        conn,
+    }
+}
+
+#[test]
+fn sigterm_lets_a_running_upload_finish_then_exits_0() {
+    let StoppedMidPatch {
+        _dir,
+        _slapd,
+        config,
+        mut server,
+        hank,
+        location,
+        data,
+        mut conn,
+    } = sigterm_during_a_slow_patch("regproxy-ops-stop-", 20);
     assert!(
         server.wait_for_log("shutdown requested", Duration::from_secs(10)),
         "{}",
@@ -602,23 +642,16 @@ fn sigterm_lets_a_running_upload_finish_then_exits_0() {
 
 #[test]
 fn an_upload_cut_by_the_shutdown_timeout_is_retried_after_restart() {
-    let dir = temp_dir("regproxy-ops-cut-");
-    let slapd = Slapd::start(SlapdOpts::default());
-    let config = write_setup(dir.path(), &slapd.url(), "shutdown_timeout_secs: 1\n");
-    let mut server = serve(&config);
-    let url = server.url();
-    let hank = basic(HANK.0, HANK.1);
-    let start = http_request(
-        "POST",
-        &format!("{url}/v2/{REPO}/blobs/uploads/"),
-        &[("Authorization", &hank)],
-        None,
-    );
-    let location = start.header("location").unwrap();
-    let data = random_bytes(200_000);
-    let conn = start_slow_patch(&server, &location, &hank, &data);
-    wait_upload_in_progress(&server);
-    sigterm(&server);
+    let StoppedMidPatch {
+        _dir,
+        _slapd,
+        config,
+        mut server,
+        hank,
+        location,
+        data,
+        conn,
+    } = sigterm_during_a_slow_patch("regproxy-ops-cut-", 1);
     // The client never sends the rest: the stop waits 1 s, then exits 0.
     let status = wait_exit(&mut server, Duration::from_secs(15)).expect("exited after the timeout");
     assert_eq!(status.code(), Some(0), "{}", server.logs());
