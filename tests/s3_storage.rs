@@ -36,6 +36,7 @@ fn target(g: &Garage, endpoint: &str, bucket: &str, prefix: &str) -> S3Target {
         bucket: bucket.into(),
         prefix: prefix.into(),
         path_style: true,
+        redirect_endpoint: None,
     }
 }
 

@@ -151,15 +151,7 @@ impl Config {
             }
         }
         if let Some(raw_s3) = s3 {
-            match s3::validate(
-                raw_s3.endpoint,
-                raw_s3.region,
-                raw_s3.bucket,
-                raw_s3.prefix,
-                raw_s3.path_style,
-                raw_s3.credentials_file,
-                base,
-            ) {
+            match s3::validate(raw_s3, base) {
                 Ok(settings) => config.s3 = Some(settings),
                 Err(messages) => problems.extend(messages.into_iter().map(|message| Problem {
                     line: find_key_line(text, "s3"),

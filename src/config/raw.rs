@@ -90,6 +90,8 @@ pub(super) struct RawS3 {
     pub(super) prefix: Option<String>,
     pub(super) path_style: Option<bool>,
     pub(super) credentials_file: Option<PathBuf>,
+    pub(super) redirect: Option<bool>,
+    pub(super) redirect_endpoint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::raw::RawS3;
 use crate::auth::secret::Secret;
 
 /// The environment variables read when no `credentials_file` is given.
@@ -25,6 +26,11 @@ pub struct S3Settings {
     /// plain address) or `https://bucket.endpoint/key`.
     pub path_style: bool,
     pub credentials: CredentialsSource,
+    /// Blob downloads answered with a redirect to a presigned URL
+    /// (`redirect: true`): the address clients reach the store at
+    /// (`redirect_endpoint`, else `endpoint`). `None`: blobs are streamed
+    /// through regproxy (the default).
+    pub redirect_endpoint: Option<String>,
 }
 
 /// Where the access key comes from.
@@ -102,15 +108,17 @@ fn parse_credentials(text: &str) -> (String, String) {
 }
 
 /// Validates the raw fields; every problem is returned.
-pub fn validate(
-    endpoint: Option<String>,
-    region: Option<String>,
-    bucket: Option<String>,
-    prefix: Option<String>,
-    path_style: Option<bool>,
-    credentials_file: Option<PathBuf>,
-    base: &Path,
-) -> Result<S3Settings, Vec<String>> {
+pub(super) fn validate(raw: RawS3, base: &Path) -> Result<S3Settings, Vec<String>> {
+    let RawS3 {
+        endpoint,
+        region,
+        bucket,
+        prefix,
+        path_style,
+        credentials_file,
+        redirect,
+        redirect_endpoint,
+    } = raw;
     let mut problems = Vec::new();
     let endpoint = endpoint
         .unwrap_or_default()
@@ -126,6 +134,28 @@ pub fn validate(
              e.g. https://s3.example.com or http://127.0.0.1:3900"
         ));
     }
+    let redirect_endpoint = match (redirect.unwrap_or(false), redirect_endpoint) {
+        (false, None) => None,
+        (false, Some(_)) => {
+            problems.push(
+                "storage.s3.redirect_endpoint is set but redirect is not; \
+                 add `redirect: true` (or remove redirect_endpoint)"
+                    .into(),
+            );
+            None
+        }
+        (true, None) => Some(endpoint.clone()),
+        (true, Some(e)) => {
+            let e = e.trim_end_matches('/').to_string();
+            if !is_base_url(&e) {
+                problems.push(format!(
+                    "storage.s3.redirect_endpoint {e:?} is not a URL; give the store's address \
+                     as clients reach it, e.g. https://s3.example.com"
+                ));
+            }
+            Some(e)
+        }
+    };
     let bucket = bucket.unwrap_or_default();
     let bucket_ok = (3..=63).contains(&bucket.len())
         && bucket
@@ -163,10 +193,22 @@ pub fn validate(
             prefix,
             path_style: path_style.unwrap_or(true),
             credentials,
+            redirect_endpoint,
         })
     } else {
         Err(problems)
     }
+}
+
+/// `http(s)://host[:port]`, with nothing after the authority.
+fn is_base_url(s: &str) -> bool {
+    let Some(rest) = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    !rest.is_empty() && !rest.contains(['/', '?', '#', ' '])
 }
 
 #[cfg(test)]
@@ -185,35 +227,75 @@ mod tests {
         assert_eq!((id.as_str(), s.as_str()), ("GK2", "x"));
     }
 
+    fn raw(endpoint: &str, bucket: &str, prefix: &str) -> RawS3 {
+        RawS3 {
+            endpoint: Some(endpoint.into()),
+            bucket: Some(bucket.into()),
+            prefix: Some(prefix.into()),
+            ..RawS3::default()
+        }
+    }
+
     #[test]
     fn validation_lists_every_problem() {
         let e = validate(
-            Some("s3.example.com".into()),
-            Some(" ".into()),
-            Some("B".into()),
-            Some("a//b".into()),
-            None,
-            None,
+            RawS3 {
+                region: Some(" ".into()),
+                ..raw("s3.example.com", "B", "a//b")
+            },
             Path::new("/etc"),
         )
         .unwrap_err();
         assert_eq!(e.len(), 4, "{e:?}");
         let ok = validate(
-            Some("http://127.0.0.1:3900/".into()),
-            None,
-            Some("registry".into()),
-            Some("/prod/".into()),
-            None,
-            Some("s3.env".into()),
+            RawS3 {
+                credentials_file: Some("s3.env".into()),
+                ..raw("http://127.0.0.1:3900/", "registry", "/prod/")
+            },
             Path::new("/etc/regproxy"),
         )
         .unwrap();
         assert_eq!(ok.endpoint, "http://127.0.0.1:3900");
         assert_eq!(ok.prefix, "prod");
         assert!(ok.path_style);
+        assert_eq!(ok.redirect_endpoint, None);
         assert_eq!(
             ok.credentials,
             CredentialsSource::File("/etc/regproxy/s3.env".into())
         );
+    }
+
+    #[test]
+    fn redirects_are_off_by_default_and_take_the_endpoint_or_their_own() {
+        let base = Path::new("/etc");
+        let on = |endpoint: Option<&str>| RawS3 {
+            redirect: Some(true),
+            redirect_endpoint: endpoint.map(Into::into),
+            ..raw("http://garage:3900", "registry", "")
+        };
+        let same = validate(on(None), base).unwrap();
+        assert_eq!(
+            same.redirect_endpoint.as_deref(),
+            Some("http://garage:3900")
+        );
+        let own = validate(on(Some("https://s3.example.com/")), base).unwrap();
+        assert_eq!(
+            own.redirect_endpoint.as_deref(),
+            Some("https://s3.example.com")
+        );
+        for bad in [
+            "s3.example.com",
+            "https://s3.example.com/bucket",
+            "https://",
+        ] {
+            let e = validate(on(Some(bad)), base).unwrap_err();
+            assert!(e[0].contains("redirect_endpoint"), "{bad}: {e:?}");
+        }
+        let orphan = RawS3 {
+            redirect_endpoint: Some("https://s3.example.com".into()),
+            ..raw("http://garage:3900", "registry", "")
+        };
+        let e = validate(orphan, base).unwrap_err();
+        assert!(e[0].contains("redirect: true"), "{e:?}");
     }
 }

@@ -72,6 +72,7 @@ pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, ProxyError> {
                 bucket: s3.bucket.clone(),
                 prefix: s3.prefix.clone(),
                 path_style: s3.path_style,
+                redirect_endpoint: s3.redirect_endpoint.clone(),
             };
             let key = S3Key {
                 access_key_id: creds.access_key_id,

@@ -85,6 +85,19 @@ pub async fn get(reg: &Registry, repo: &RepoName, digest: &Digest, req: &Request
         .ok_or_else(|| OciError::BlobUnknown(Some(digest.clone())))?;
     let range = parse_range(req.header(http::header::RANGE), size)?;
 
+    if req.method == Method::GET {
+        if let Some(url) = storage.blob_redirect(digest).await? {
+            // The client fetches it from the store (sending its Range
+            // there, if any); HEAD is still answered here.
+            let mut resp = response::status(StatusCode::TEMPORARY_REDIRECT);
+            let h = resp.headers_mut();
+            h.insert("Docker-Content-Digest", header(&digest.to_string()));
+            h.insert(http::header::LOCATION, header(&url));
+            h.insert(http::header::CACHE_CONTROL, header("no-store"));
+            return Ok(resp);
+        }
+    }
+
     let mut resp = response::status(StatusCode::OK);
     let h = resp.headers_mut();
     h.insert("Docker-Content-Digest", header(&digest.to_string()));

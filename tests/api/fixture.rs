@@ -43,6 +43,7 @@ fn s3_storage() -> Option<regproxy::config::s3::S3Settings> {
         prefix: format!("t-{}", uuid::Uuid::new_v4()),
         path_style: true,
         credentials: regproxy::config::s3::CredentialsSource::File(creds.clone()),
+        redirect_endpoint: None,
     })
 }
 

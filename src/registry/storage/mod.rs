@@ -118,6 +118,13 @@ pub trait Storage: Send + Sync + 'static {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<Option<BlobReader>>;
+    /// Where a client may fetch the blob itself, bypassing regproxy (a
+    /// presigned URL of an object store, when `storage.s3.redirect` is on);
+    /// `None`: regproxy streams it (the default). Checks nothing: the
+    /// caller has already found the blob and the client's right to it.
+    async fn blob_redirect(&self, _digest: &Digest) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Reads a small blob (a manifest) whole; `None` if it does not exist.
     async fn read_small_blob(&self, digest: &Digest, max: u64) -> Result<Option<Bytes>>;
     /// Stores a small blob (a manifest) atomically under its digest.

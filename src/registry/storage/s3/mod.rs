@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::signer::Signer;
 use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig};
 
 use super::{
@@ -44,6 +45,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_RETRIES: usize = 3;
 const RETRY_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a presigned download URL stays valid (Distribution's default):
+/// long enough for a slow client to start a large layer, short enough that
+/// a leaked URL soon stops working.
+const REDIRECT_LIFETIME: Duration = Duration::from_secs(20 * 60);
+
 /// Where the bucket is (from `storage.s3`, validated by `config`).
 #[derive(Debug, Clone)]
 pub struct S3Target {
@@ -55,6 +61,9 @@ pub struct S3Target {
     pub prefix: String,
     /// `endpoint/bucket/key` rather than `bucket.endpoint/key`.
     pub path_style: bool,
+    /// Answer blob downloads with a redirect to a URL presigned for this
+    /// address of the store (as clients reach it); `None`: stream them.
+    pub redirect_endpoint: Option<String>,
 }
 
 /// An access key; `Debug` hides the secret.
@@ -77,6 +86,8 @@ pub struct S3Storage {
     keys: Keys,
     /// `bucket at endpoint`, for error messages.
     place: Arc<str>,
+    /// Signs download URLs for the address clients use, if redirects are on.
+    signer: Option<Arc<AmazonS3>>,
 }
 
 impl std::fmt::Debug for S3Storage {
@@ -99,14 +110,25 @@ impl S3Storage {
             retry_timeout: RETRY_TIMEOUT,
             ..RetryConfig::default()
         };
-        let store = AmazonS3Builder::new()
-            .with_endpoint(&s.endpoint)
-            .with_region(&s.region)
-            .with_bucket_name(&s.bucket)
-            .with_access_key_id(key.access_key_id)
-            .with_secret_access_key(key.secret_access_key)
-            .with_virtual_hosted_style_request(!s.path_style)
-            .with_allow_http(s.endpoint.starts_with("http://"))
+        let builder = |endpoint: &str| {
+            AmazonS3Builder::new()
+                .with_endpoint(endpoint)
+                .with_region(&s.region)
+                .with_bucket_name(&s.bucket)
+                .with_access_key_id(&key.access_key_id)
+                .with_secret_access_key(&key.secret_access_key)
+                .with_virtual_hosted_style_request(!s.path_style)
+                .with_allow_http(endpoint.starts_with("http://"))
+        };
+        let signer = match &s.redirect_endpoint {
+            Some(e) => Some(Arc::new(
+                builder(e)
+                    .build()
+                    .map_err(|e| format!("storage.s3.redirect_endpoint: {e}"))?,
+            )),
+            None => None,
+        };
+        let store = builder(&s.endpoint)
             .with_client_options(options)
             .with_retry(retry)
             .build()
@@ -115,6 +137,7 @@ impl S3Storage {
             store: Arc::new(store),
             keys: Keys::new(&s.prefix),
             place: format!("S3 bucket {} at {}", s.bucket, s.endpoint).into(),
+            signer,
         })
     }
 }
@@ -160,6 +183,22 @@ impl Storage for S3Storage {
             size,
             body: Box::pin(sync_wrapper::SyncStream::new(body)),
         }))
+    }
+
+    async fn blob_redirect(&self, digest: &Digest) -> Result<Option<String>> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        // Signed here, with no request to the store.
+        let url = signer
+            .signed_url(
+                http::Method::GET,
+                &self.keys.blob_data(digest),
+                REDIRECT_LIFETIME,
+            )
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(Some(url.to_string()))
     }
 
     async fn read_small_blob(&self, digest: &Digest, max: u64) -> Result<Option<Bytes>> {
