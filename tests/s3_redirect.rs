@@ -11,7 +11,8 @@
 //!   without pull, a blob of another repository and an unknown digest get
 //!   their usual errors and no `Location`;
 //! - without `redirect`, blobs are streamed as before;
-//! - Docker and skopeo pull through the redirects, content verified.
+//! - Docker, skopeo and containerd's ctr pull through the redirects,
+//!   content verified.
 
 mod common;
 
@@ -272,10 +273,11 @@ async fn blob_gets_redirect_to_a_presigned_url_only_after_every_check() {
 }
 
 /// Real clients follow the redirects: Docker pulls an image it pushed and
-/// gets the same image back; skopeo copies it into an OCI layout (checking
-/// every digest itself); every layer was fetched from the store.
+/// gets the same image back; skopeo copies it into an OCI layout and ctr
+/// pulls it (each checking every digest itself); every layer was fetched
+/// from the store.
 #[test]
-fn docker_and_skopeo_pull_through_the_redirects() {
+fn docker_skopeo_and_ctr_pull_through_the_redirects() {
     let garage = Garage::start(BUCKET);
     let dir = temp_dir("s3-redirect-clients-");
     let creds = garage.credentials_file(dir.path());
@@ -314,8 +316,33 @@ fn docker_and_skopeo_pull_through_the_redirects() {
     ]);
     assert!(out.status.success(), "skopeo copy: {}", output_text(&out));
 
+    let short = short_temp_dir("rp-ctr-");
+    let containerd = Containerd::start(short.path());
+    let hosts = hosts_dir(
+        &short.path().join("hosts"),
+        &host,
+        Some(&dir.path().join("certs/ca.crt")),
+    );
+    let pulled = run(
+        &mut containerd.ctr(&[
+            "images",
+            "pull",
+            "--hosts-dir",
+            &hosts,
+            "--user",
+            &user,
+            &image,
+        ]),
+        Duration::from_secs(120),
+    );
+    assert!(
+        pulled.status.success(),
+        "ctr pull: {}",
+        output_text(&pulled)
+    );
+
     // Three layers (busybox and two data files) and the config, fetched
-    // by Docker and then by skopeo: each a redirect, none streamed here.
+    // by Docker, skopeo and ctr: each a redirect, none streamed here.
     let logs = server.logs();
     let blob_gets = |status: &str| {
         logs.lines()
@@ -326,6 +353,6 @@ fn docker_and_skopeo_pull_through_the_redirects() {
             })
             .count()
     };
-    assert!(blob_gets("307") >= 8, "{logs}");
+    assert!(blob_gets("307") >= 12, "{logs}");
     assert_eq!(blob_gets("200"), 0, "{logs}");
 }

@@ -20,6 +20,7 @@ mod auth_server;
 mod certs;
 mod clients;
 mod compose;
+mod containerd;
 mod distribution;
 mod dockerd;
 mod garage;
@@ -41,6 +42,7 @@ pub use auth_server::{
 pub use certs::CertsDir;
 pub use clients::{curl, Podman, Skopeo};
 pub use compose::{assert_static_executable, build_static_binary, compose_dir, Compose};
+pub use containerd::{hosts_dir, Containerd};
 pub use distribution::Distribution;
 pub use dockerd::Dockerd;
 pub use garage::{garage_binary, Garage, GARAGE_DEFAULT};
