@@ -4,12 +4,21 @@
 //!
 //! - A tag pushed through one instance is served at once by the other (the
 //!   manifest cache resolves tags from storage on shared storage).
-//! - `docker push` through nginx round-robin over two instances: PATCHes
-//!   and PUTs land on both, a token from one is honoured by the other;
-//!   one instance is killed (-9) mid-push, the retry succeeds, and the
-//!   image pulled back through the survivor is identical.
+//! - `docker push` through nginx round-robin over two instances: one push
+//!   sends its PATCHes to both (their access logs show it, with the bytes),
+//!   and upload sessions move between them; a token from one is honoured by
+//!   the other; one instance is killed (-9) mid-push, the retry succeeds,
+//!   and the image pulled back through the survivor is identical.
+//! - `chunks`: one chunked upload through both with the registry API, the
+//!   first instance killed between chunks.
+//! - `logins`: removed users, changed passwords and group changes bite on
+//!   every instance; instances started at once share one token key.
 
+#[path = "s3_instances/chunks.rs"]
+mod chunks;
 mod common;
+#[path = "s3_instances/logins.rs"]
+mod logins;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -85,15 +94,50 @@ fn a_tag_pushed_through_one_instance_is_seen_at_once_through_the_other() {
     assert_eq!(manifest_digest(&ub, "team/app", &two.digest), None);
 }
 
-/// How many `PATCH`/`PUT`s on upload sessions an instance's log shows.
-fn upload_requests(r: &Regproxy) -> usize {
+/// One request to an upload session, from an instance's access log.
+#[derive(Debug)]
+struct UploadRequest {
+    method: String,
+    /// The upload's id (the access line's `reference`).
+    id: String,
+    status: u16,
+    bytes_in: u64,
+}
+
+/// The value of `key=` in an access line (`key=value` or `key="value"`).
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let at = line.find(&format!(" {key}="))? + key.len() + 2;
+    let rest = &line[at..];
+    match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next(),
+        None => rest.split_whitespace().next(),
+    }
+}
+
+/// The `PATCH`/`PUT`/`POST` requests on upload sessions an instance's
+/// access log shows.
+fn upload_requests(r: &Regproxy) -> Vec<UploadRequest> {
     r.logs()
         .lines()
-        .filter(|l| {
-            (l.contains("method=PATCH") || l.contains("method=PUT"))
-                && l.contains("/blobs/uploads/")
+        .filter(|l| l.contains("regproxy::access") && l.contains("/blobs/uploads/"))
+        .filter_map(|l| {
+            Some(UploadRequest {
+                method: field(l, "method")?.to_string(),
+                id: field(l, "reference").unwrap_or_default().to_string(),
+                status: field(l, "status")?.parse().ok()?,
+                bytes_in: field(l, "bytes_in")?.parse().ok()?,
+            })
         })
-        .count()
+        .collect()
+}
+
+/// Upload data that reached an instance: (accepted `PATCH`es, their bytes).
+fn patches(requests: &[UploadRequest]) -> (usize, u64) {
+    let ok: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.status == 202 && r.bytes_in > 0)
+        .collect();
+    (ok.len(), ok.iter().map(|r| r.bytes_in).sum())
 }
 
 /// Waits (bounded) until an instance is reading an upload body.
@@ -148,12 +192,37 @@ fn docker_push_through_two_instances_survives_one_dying_and_pulls_back_identical
     let first = format!("{host}/team/app:v1");
     engine.build(&ctx.dir, &first);
     engine.docker_ok(["push", &first]);
-    let (na, nb) = (upload_requests(&a), upload_requests(&b));
+    let (ra, rb) = (upload_requests(&a), upload_requests(&b));
+    let ((na, bytes_a), (nb, bytes_b)) = (patches(&ra), patches(&rb));
+    let logs = || format!("--- A ---\n{}\n--- B ---\n{}", a.logs(), b.logs());
     assert!(
         na > 0 && nb > 0,
-        "uploads did not land on both instances (A {na}, B {nb})\n--- A ---\n{}\n--- B ---\n{}",
-        a.logs(),
-        b.logs()
+        "one push did not PATCH both instances (A {na}, B {nb})\n{}",
+        logs()
+    );
+    // The four 1 MiB random files (incompressible) went through PATCHes.
+    assert!(
+        bytes_a + bytes_b >= 4 * MIB as u64,
+        "PATCH bodies: A {bytes_a} B {bytes_b} bytes\n{}",
+        logs()
+    );
+    // Sessions moved: one started or finished on one instance was
+    // PATCHed on the other.
+    let ids = |rs: &[UploadRequest], patch: bool| -> std::collections::HashSet<String> {
+        rs.iter()
+            .filter(|r| (r.method == "PATCH") == patch && !r.id.is_empty())
+            .map(|r| r.id.clone())
+            .collect()
+    };
+    let moved = ids(&ra, true).intersection(&ids(&rb, false)).count()
+        + ids(&rb, true).intersection(&ids(&ra, false)).count();
+    assert!(
+        moved > 0,
+        "no upload session moved between the instances\n{}",
+        logs()
+    );
+    eprintln!(
+        "first push: PATCHes A {na} ({bytes_a} B), B {nb} ({bytes_b} B); sessions moved: {moved}"
     );
 
     // 2. A second image with big layers; kill B while it reads an upload.

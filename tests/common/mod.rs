@@ -46,7 +46,7 @@ pub use containerd::{hosts_dir, Containerd};
 pub use distribution::Distribution;
 pub use dockerd::Dockerd;
 pub use garage::{garage_binary, Garage, GARAGE_DEFAULT};
-pub use http::{http_get, http_request, HttpResponse};
+pub use http::{http_get, http_request, http_request_as, HttpResponse};
 pub use images::{
     assert_same_file, gzip_stored, make_build_context, make_rootfs, random_bytes, sha256_hex,
     tar_archive, write_random_file, write_rootfs_tarball, BuildContext,
