@@ -134,7 +134,9 @@ fn now() -> u64 {
 }
 
 impl TokenService {
-    /// Loads the signing key from `key_path`, making it (0600) if missing.
+    /// Loads the signing key from `key_path`, making it (0600) if missing;
+    /// when several processes make it at once, all end up with the one
+    /// that was written first.
     pub fn open(
         key_path: &Path,
         issuer: &str,
@@ -151,10 +153,20 @@ impl TokenService {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = rcgen::KeyPair::generate().map_err(|e| key_err(e.to_string()))?;
                 let pem = key.serialize_pem();
-                crate::files::write_atomic(key_path, pem.as_bytes(), 0o600)
+                // Create-only: instances sharing the directory may start at
+                // once; the first key written wins and the others use it.
+                let made = crate::files::create_new(key_path, pem.as_bytes(), 0o600)
                     .map_err(|e| key_err(e.to_string()))?;
-                tracing::info!(key = %key_path.display(), "generated the token signing key");
-                pem
+                if made {
+                    tracing::info!(key = %key_path.display(), "generated the token signing key");
+                    pem
+                } else {
+                    tracing::info!(
+                        key = %key_path.display(),
+                        "another instance generated the token signing key first: using it"
+                    );
+                    std::fs::read_to_string(key_path).map_err(|e| key_err(e.to_string()))?
+                }
             }
             Err(e) => return Err(key_err(e.to_string())),
         };
@@ -307,6 +319,38 @@ mod tests {
         assert!(ResourceActions::parse_scope("registry:catalog:*").is_some());
         assert!(ResourceActions::parse_scope("repository:Bad/Name:pull").is_none());
         assert!(ResourceActions::parse_scope("nonsense").is_none());
+    }
+
+    /// Several instances started at once on an empty shared directory:
+    /// one key wins, and every instance signs and verifies with it.
+    #[test]
+    fn instances_starting_at_once_on_an_empty_dir_share_one_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let barrier = std::sync::Barrier::new(8);
+            let kids: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            service(dir.path()).kid().to_string()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            let on_disk = service(dir.path());
+            assert!(
+                kids.iter().all(|k| k == on_disk.kid()),
+                "instances hold different keys: {kids:?}, the file has {}",
+                on_disk.kid()
+            );
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["token.key"], "no temp file left");
+        }
     }
 
     #[test]
