@@ -336,3 +336,115 @@ fn config_check_and_serve_name_a_missing_bucket_a_refused_key_and_a_dead_store()
     assert_eq!(code, Some(64), "{text}");
     assert!(text.contains("hint: the store did not answer"), "{text}");
 }
+
+/// Every key of a bucket, deleted (Garage deletes only empty buckets).
+fn empty_bucket(garage: &Garage, bucket: &str) {
+    use futures_util::TryStreamExt;
+    use object_store::ObjectStore;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&garage.endpoint)
+        .with_region("garage")
+        .with_bucket_name(bucket)
+        .with_access_key_id(&garage.key_id)
+        .with_secret_access_key(&garage.secret)
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let metas: Vec<object_store::ObjectMeta> = store.list(None).try_collect().await.unwrap();
+        for m in metas {
+            store.delete(&m.location).await.unwrap();
+        }
+    });
+}
+
+/// A 503 `UNAVAILABLE` OCI error answer.
+fn assert_unavailable(what: &str, r: &HttpResponse) {
+    let text = r.text();
+    assert_eq!(r.status, 503, "{what}: {} {text}", r.status);
+    assert!(text.contains("\"UNAVAILABLE\""), "{what}: {text}");
+    assert!(text.contains("retry later"), "{what}: no hint: {text}");
+}
+
+/// The bucket disappears (or the key loses its grant) while an instance
+/// runs: reads and writes answer 503 `UNAVAILABLE`, never "unknown".
+#[test]
+fn a_bucket_removed_or_denied_at_run_time_answers_unavailable() {
+    let garage = Garage::start(BUCKET);
+    garage.create_bucket("doomed");
+    let dir = temp_dir("s3-gone-");
+    let creds = garage.credentials_file(dir.path());
+    let base = "tls:\n  enabled: false\nauth:\n  enabled: false\n";
+    let doomed = write_config(
+        dir.path(),
+        &format!("{base}{}", garage.storage_yaml("doomed", "", &creds)),
+    );
+    let a = start_instance(&doomed);
+    let sub = dir.path().join("b");
+    std::fs::create_dir_all(&sub).unwrap();
+    let denied = write_config(
+        &sub,
+        &format!("{base}{}", garage.storage_yaml(BUCKET, "", &creds)),
+    );
+    let b = start_instance(&denied);
+    let image = RawImage::random(1, 1000);
+    for r in [&a, &b] {
+        push_image(&r.url(), "team/app", Some("v1"), &image);
+    }
+    let layer = image.blobs[1].0.clone();
+
+    empty_bucket(&garage, "doomed");
+    garage.cli(&["bucket", "delete", "--yes", "doomed"]);
+    garage.cli(&[
+        "bucket",
+        "deny",
+        "--read",
+        "--write",
+        "--owner",
+        BUCKET,
+        "--key",
+        "regproxy-test",
+    ]);
+    for (name, r) in [("deleted bucket", &a), ("denied key", &b)] {
+        let url = r.url();
+        let get = |path: &str| {
+            http_request(
+                "GET",
+                &format!("{url}/v2/team/app/{path}"),
+                &[("Accept", RAW_MANIFEST)],
+                None,
+            )
+        };
+        assert_unavailable(&format!("{name}: GET manifest"), &get("manifests/v1"));
+        assert_unavailable(
+            &format!("{name}: GET manifest by digest"),
+            &get(&format!("manifests/{}", image.digest)),
+        );
+        assert_unavailable(
+            &format!("{name}: GET blob"),
+            &get(&format!("blobs/{layer}")),
+        );
+        let head = http_request(
+            "HEAD",
+            &format!("{url}/v2/team/app/blobs/{layer}"),
+            &[],
+            None,
+        );
+        assert_eq!(head.status, 503, "{name}: HEAD blob");
+        let put = http_request(
+            "PUT",
+            &format!("{url}/v2/team/app/manifests/v2"),
+            &[("Content-Type", image.media_type)],
+            Some(image.manifest.clone()),
+        );
+        assert_unavailable(&format!("{name}: PUT manifest"), &put);
+        let start = http_request(
+            "POST",
+            &format!("{url}/v2/team/app/blobs/uploads/"),
+            &[],
+            None,
+        );
+        assert_unavailable(&format!("{name}: POST upload"), &start);
+    }
+}

@@ -33,6 +33,7 @@ mod oci;
 mod process;
 mod rawpush;
 mod regproxy;
+mod relay;
 mod slapd;
 mod trust;
 
@@ -64,6 +65,7 @@ pub use rawpush::{
     put_manifest, RawImage, RAW_INDEX, RAW_MANIFEST,
 };
 pub use regproxy::{add_users, serve_config, write_config, Regproxy};
+pub use relay::{Relay, Rule};
 pub use slapd::*;
 pub use trust::{
     client_bin_dir, printed_fingerprint, printed_login, trust_script, with_wrong_fingerprint,

@@ -60,6 +60,8 @@ pub struct GcState {
     last: std::sync::Mutex<Option<GcReport>>,
     /// This process's name on the GC lease (host, pid and a random id).
     holder: String,
+    /// How long the lease lasts unless renewed ([`LEASE_TTL`]).
+    lease_ttl: std::sync::Mutex<Duration>,
 }
 
 impl Default for GcState {
@@ -73,6 +75,7 @@ impl Default for GcState {
                 std::process::id(),
                 uuid::Uuid::new_v4()
             ),
+            lease_ttl: std::sync::Mutex::new(LEASE_TTL),
         }
     }
 }
@@ -114,7 +117,11 @@ impl Registry {
         // report that they left it to the holder of the lease.
         let storage = self.storage().clone();
         let leased = !options.dry_run;
-        if leased && !storage.gc_lease_acquire(&self.gc.holder, LEASE_TTL).await? {
+        if leased
+            && !storage
+                .gc_lease_acquire(&self.gc.holder, self.gc_lease_ttl())
+                .await?
+        {
             let mut report = GcReport::new(options, SystemTime::now());
             report.skipped = Some(
                 "another instance holds the GC lease (it is collecting now); nothing was done here"
@@ -131,6 +138,16 @@ impl Registry {
         let report = result?;
         *self.gc.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
         Ok(report)
+    }
+
+    /// Sets how long the GC lease on shared storage lasts unless renewed
+    /// (default [`LEASE_TTL`]; tests shorten it).
+    pub fn set_gc_lease_ttl(&self, ttl: Duration) {
+        *self.gc.lease_ttl.lock().unwrap_or_else(|p| p.into_inner()) = ttl;
+    }
+
+    fn gc_lease_ttl(&self) -> Duration {
+        *self.gc.lease_ttl.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The report of the last collection this process ran, if any.
