@@ -340,7 +340,7 @@ fn config_check_and_serve_name_a_missing_bucket_a_refused_key_and_a_dead_store()
 /// Every key of a bucket, deleted (Garage deletes only empty buckets).
 fn empty_bucket(garage: &Garage, bucket: &str) {
     use futures_util::TryStreamExt;
-    use object_store::ObjectStore;
+    use object_store::{ObjectStore, ObjectStoreExt};
     let store = object_store::aws::AmazonS3Builder::new()
         .with_endpoint(&garage.endpoint)
         .with_region("garage")

@@ -321,3 +321,67 @@ async fn a_tag_moved_through_one_instance_survives_a_manifest_delete_through_ano
         Some(vec!["latest".to_string()])
     );
 }
+
+/// Instance A collects; between its mark and its sweep, a push through
+/// instance B (a real `regproxy serve`) re-uses an old blob nothing
+/// referenced when A marked (its layer link still in the repository, so B
+/// answers the client's `HEAD` with 200 and the client skips the upload).
+/// A must not sweep it: the image pulled back is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_reused_through_another_instance_during_a_collection_is_kept() {
+    let g = Garage::start(BUCKET);
+    let dir = common::temp_dir("s3-gc-reuse-");
+    let creds = g.credentials_file(dir.path());
+    let yaml = format!(
+        "tls:\n  enabled: false\nauth:\n  enabled: false\n{}",
+        g.storage_yaml(BUCKET, "", &creds)
+    );
+    let config = common::write_config(dir.path(), &yaml);
+    let b = common::Regproxy::start_with_args(&[
+        "serve",
+        "--config",
+        common::path_str(&config),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    let url = b.url();
+    // An image pushed, then deleted: its layer is garbage, and old.
+    let layer = common::random_bytes(5000);
+    let first = common::RawImage::new(vec![layer.clone()], None);
+    let second = common::RawImage::new(vec![layer], None);
+    let (u, f) = (url.clone(), first.clone());
+    tokio::task::spawn_blocking(move || {
+        common::push_image(&u, "team/app", Some("v1"), &f);
+        let del = common::http_request(
+            "DELETE",
+            &format!("{u}/v2/team/app/manifests/{}", f.digest),
+            &[],
+            None,
+        );
+        assert_eq!(del.status, 202, "{}", del.text());
+    })
+    .await
+    .unwrap();
+
+    let relay = Arc::new(Relay::start(&g.endpoint));
+    let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
+    relay.set_rules(vec![rule("GET ", BLOB_LISTING, HOLD)]);
+    let collecting = {
+        let a = a.clone();
+        tokio::spawn(async move { a.gc(SWEEP).await })
+    };
+    assert!(wait_held(&relay).await, "A's sweep never listed blobs");
+    // A has marked; B takes a push that re-uses the old layer.
+    let (u, s) = (url.clone(), second.clone());
+    tokio::task::spawn_blocking(move || common::push_image(&u, "team/app", Some("v2"), &s))
+        .await
+        .unwrap();
+    let report = collecting.await.unwrap().unwrap();
+    eprintln!("{report}");
+    let (u, s) = (url.clone(), second.clone());
+    tokio::task::spawn_blocking(move || common::pull_and_verify(&u, "team/app", "v2", &s))
+        .await
+        .unwrap();
+}
