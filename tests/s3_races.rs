@@ -54,10 +54,10 @@ fn raw_store(g: &Garage) -> object_store::aws::AmazonS3 {
         .unwrap()
 }
 
-fn rule(method: &'static str, path_part: &str, delay: Duration) -> Rule {
+fn rule(method: &'static str, parts: &[&str], delay: Duration) -> Rule {
     Rule {
         method,
-        path_part: path_part.to_string(),
+        parts: parts.iter().map(|p| p.to_string()).collect(),
         delay,
     }
 }
@@ -123,7 +123,7 @@ async fn garage_does_not_honour_conditional_puts() {
 async fn two_instances_racing_for_the_lease_with_a_slow_write_exactly_one_wins() {
     let g = Garage::start(BUCKET);
     let relay = Arc::new(Relay::start(&g.endpoint));
-    relay.set_rules(vec![rule("PUT ", "_regproxy/gc-lease", HOLD)]);
+    relay.set_rules(vec![rule("PUT ", &["_regproxy/gc-lease"], HOLD)]);
     let a = s3_at(&g, &relay.endpoint);
     let b = s3_at(&g, &g.endpoint);
     let ttl = Duration::from_secs(600);
@@ -155,7 +155,7 @@ async fn a_late_release_does_not_remove_the_successors_lease() {
     assert!(a.gc_lease_acquire("instance-a", short).await.unwrap());
     // A's lease runs out (A stalled); its release is slow on the wire.
     tokio::time::sleep(Duration::from_millis(4500)).await;
-    relay.set_rules(vec![rule("DELETE ", "_regproxy/gc-lease", HOLD)]);
+    relay.set_rules(vec![rule("", &["<Delete", "_regproxy/gc-lease"], HOLD)]);
     let releasing = {
         let a = a.clone();
         tokio::spawn(async move { a.gc_lease_release("instance-a").await })
@@ -233,7 +233,7 @@ async fn a_long_sweep_renews_its_lease_and_others_step_back() {
     b.set_gc_lease_ttl(Duration::from_secs(3));
     let garbage = make_garbage(a.storage().as_ref(), 3).await;
     // The sweep's listing takes three times the lease's life.
-    relay.set_rules(vec![rule("GET ", BLOB_LISTING, Duration::from_secs(9))]);
+    relay.set_rules(vec![rule("GET ", &[BLOB_LISTING], Duration::from_secs(9))]);
     let sweeping = {
         let a = a.clone();
         tokio::spawn(async move { a.gc(SWEEP).await })
@@ -258,7 +258,7 @@ async fn a_sweep_whose_renewal_fails_stops_before_deleting_anything() {
     let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
     a.set_gc_lease_ttl(Duration::from_secs(3));
     let garbage = make_garbage(a.storage().as_ref(), 3).await;
-    relay.set_rules(vec![rule("GET ", BLOB_LISTING, Duration::from_secs(6))]);
+    relay.set_rules(vec![rule("GET ", &[BLOB_LISTING], Duration::from_secs(6))]);
     let sweeping = {
         let a = a.clone();
         tokio::spawn(async move { a.gc(SWEEP).await })
@@ -266,8 +266,8 @@ async fn a_sweep_whose_renewal_fails_stops_before_deleting_anything() {
     assert!(wait_held(&relay).await, "A's sweep never listed blobs");
     // From now on A's renewals hang far past the lease's life.
     relay.set_rules(vec![
-        rule("GET ", BLOB_LISTING, Duration::from_secs(6)),
-        rule("PUT ", "_regproxy/gc-lease", Duration::from_secs(30)),
+        rule("GET ", &[BLOB_LISTING], Duration::from_secs(6)),
+        rule("PUT ", &["_regproxy/gc-lease"], Duration::from_secs(30)),
     ]);
     let result = sweeping.await.unwrap();
     let e = result.expect_err("the sweep went on without its lease");
@@ -302,7 +302,7 @@ async fn a_tag_moved_through_one_instance_survives_a_manifest_delete_through_ano
         b.link_manifest(&repo, d).await.unwrap();
     }
     b.set_tag(&repo, &tag, &d1).await.unwrap();
-    relay.set_rules(vec![rule("DELETE ", "/current/link", HOLD)]);
+    relay.set_rules(vec![rule("", &["<Delete", "/current/link"], HOLD)]);
     let deleting = {
         let (a, repo, d1) = (a.clone(), repo.clone(), d1.clone());
         tokio::spawn(async move { a.unlink_manifest(&repo, &d1).await })
@@ -367,7 +367,7 @@ async fn a_blob_reused_through_another_instance_during_a_collection_is_kept() {
 
     let relay = Arc::new(Relay::start(&g.endpoint));
     let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
-    relay.set_rules(vec![rule("GET ", BLOB_LISTING, HOLD)]);
+    relay.set_rules(vec![rule("GET ", &[BLOB_LISTING], HOLD)]);
     let collecting = {
         let a = a.clone();
         tokio::spawn(async move { a.gc(SWEEP).await })

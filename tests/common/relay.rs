@@ -1,7 +1,7 @@
 //! A TCP relay on loopback that holds back chosen HTTP requests: it sits
 //! between one S3 client (one regproxy "instance") and the real Garage, and
-//! delays a request whose first line matches a rule (`PUT ` on a key, a
-//! `DELETE`, the listing of `blobs/`...) for a set time before passing it
+//! delays a request that matches a rule (`PUT ` on a key, the bulk delete
+//! of a key, the listing of `blobs/`...) for a set time before passing it
 //! on. That makes the slow write, the stalled sweep and the late delete of
 //! a race happen at a known moment, against the real store. Everything
 //! else passes through untouched.
@@ -18,12 +18,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Hold a request whose first line starts with `method` and contains
-/// `path_part`, for `delay`.
+/// Hold a request for `delay` when a piece of it (as read from the socket)
+/// starts with `method` (any, if empty) and contains every one of `parts`.
+/// A bulk delete (`POST /?delete`, how `object_store` deletes) names its
+/// keys in the body: match it with `""` and `["<Delete", "the/key"]`.
 #[derive(Clone, Debug)]
 pub struct Rule {
     pub method: &'static str,
-    pub path_part: String,
+    pub parts: Vec<String>,
     pub delay: Duration,
 }
 
@@ -143,16 +145,12 @@ fn pipe(client: TcpStream, server: TcpStream, s: Arc<Shared>) {
     });
 }
 
-/// The delay for a chunk that starts a matching request.
+/// The delay for a piece of a matching request.
 fn delay_for(s: &Shared, chunk: &[u8]) -> Option<Duration> {
-    let line_end = chunk
-        .iter()
-        .position(|b| *b == b'\n')
-        .unwrap_or(chunk.len());
-    let line = String::from_utf8_lossy(&chunk[..line_end]);
+    let text = String::from_utf8_lossy(chunk);
     let rules = s.rules.lock().ok()?;
     rules
         .iter()
-        .find(|r| line.starts_with(r.method) && line.contains(&r.path_part))
+        .find(|r| text.starts_with(r.method) && r.parts.iter().all(|p| text.contains(p.as_str())))
         .map(|r| r.delay)
 }
