@@ -360,6 +360,14 @@ pub async fn put(
     let _invalidate = Invalidate(reg, repo);
     storage.write_small_blob(&digest, bytes).await?;
     storage.link_manifest(repo, &digest).await?;
+    // Several instances: a sweep running elsewhere must not take what this
+    // manifest needs (before any tag points at it; see `gc::doomed`).
+    let needs: Vec<Digest> = std::iter::once(&digest)
+        .chain(&refs.blobs)
+        .chain(&refs.children)
+        .cloned()
+        .collect();
+    super::gc::doomed::wait_out_sweeps(reg, repo, &digest, &needs).await?;
     let subject = match &doc.subject {
         Some(s) => Some(descriptor_digest(s)?),
         None => None,

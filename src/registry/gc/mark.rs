@@ -197,6 +197,35 @@ pub async fn mark_repo(
     })
 }
 
+/// Manifests linked since the mark (through another instance on shared
+/// storage): every revision, in any repository, that the mark did not
+/// keep is kept now with all it needs. Returns how many there were.
+pub async fn linked_since(
+    storage: &Arc<dyn Storage>,
+    marks: &mut [RepoMark],
+    needed: &mut BTreeSet<Digest>,
+) -> Result<usize> {
+    let mut found = 0;
+    for name in storage.list_repositories().await? {
+        let Ok(repo) = name.parse::<RepoName>() else {
+            continue;
+        };
+        let (mut docs, mut kept) = (HashMap::new(), BTreeSet::new());
+        let mark = marks.iter_mut().find(|m| m.repo == repo);
+        let (docs, kept) = match mark {
+            Some(m) => (&mut m.docs, &mut m.kept),
+            None => (&mut docs, &mut kept),
+        };
+        for r in storage.list_manifests(&repo).await? {
+            if !kept.contains(&r.digest) {
+                close_over(storage, docs, &r.digest, kept, needed).await?;
+                found += 1;
+            }
+        }
+    }
+    Ok(found)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

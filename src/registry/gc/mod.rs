@@ -7,6 +7,8 @@
 //! referenced it since the grace period before the mark began
 //! ([`recent::Recent`]). Everything goes through the [`Storage`] trait.
 
+pub(crate) mod doomed;
+mod lease;
 pub mod mark;
 pub mod recent;
 mod report;
@@ -116,24 +118,24 @@ impl Registry {
         // On shared storage, one instance sweeps at a time: the others
         // report that they left it to the holder of the lease.
         let storage = self.storage().clone();
-        let leased = !options.dry_run;
-        if leased
-            && !storage
-                .gc_lease_acquire(&self.gc.holder, self.gc_lease_ttl())
-                .await?
-        {
-            let mut report = GcReport::new(options, SystemTime::now());
-            report.skipped = Some(
-                "another instance holds the GC lease (it is collecting now); nothing was done here"
-                    .into(),
-            );
-            return Ok(report);
-        }
-        let result = self.collect(options).await;
-        if leased {
-            if let Err(e) = storage.gc_lease_release(&self.gc.holder).await {
-                tracing::warn!(error = %e, "giving back the GC lease failed; it expires by itself");
+        let lease = if options.dry_run {
+            None
+        } else {
+            match lease::Lease::take(storage, &self.gc.holder, self.gc_lease_ttl()).await? {
+                Some(l) => Some(l),
+                None => {
+                    let mut report = GcReport::new(options, SystemTime::now());
+                    report.skipped = Some(
+                        "another instance holds the GC lease (it is collecting now); nothing was done here"
+                            .into(),
+                    );
+                    return Ok(report);
+                }
             }
+        };
+        let result = self.collect(options, lease.as_ref()).await;
+        if let Some(l) = lease {
+            l.release().await;
         }
         let report = result?;
         *self.gc.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(report.clone());
@@ -159,7 +161,9 @@ impl Registry {
             .clone()
     }
 
-    async fn collect(&self, options: GcOptions) -> Result<GcReport> {
+    async fn collect(&self, options: GcOptions, lease: Option<&lease::Lease>) -> Result<GcReport> {
+        // Before every delete: still ours (a dry run deletes nothing).
+        let still_ours = || lease.map_or(Ok(()), lease::Lease::check);
         let started = SystemTime::now();
         let began = Instant::now();
         // Touched at or after `since` (instant) or written after `young`
@@ -204,6 +208,7 @@ impl Registry {
                     if held.touched_since(&d, since) {
                         false
                     } else {
+                        still_ours()?;
                         self.unlink_revision(&m.repo, &d, &m.docs).await?;
                         true
                     }
@@ -225,6 +230,7 @@ impl Registry {
                 links.entry(d.clone()).or_default().push(m.repo.clone());
             }
         }
+        let mut candidates = Vec::new();
         for blob in storage.list_blobs().await? {
             if needed.contains(&blob.digest) {
                 continue;
@@ -233,12 +239,34 @@ impl Registry {
                 report.kept_young += 1;
                 continue;
             }
+            candidates.push(blob);
+        }
+        if let (Some(l), false) = (lease, options.dry_run || candidates.is_empty()) {
+            // Other instances take pushes meanwhile: first say what is
+            // about to go (a manifest linked from now on waits for this
+            // sweep), then keep what manifests linked since the mark need.
+            let doomed: Vec<Digest> = candidates.iter().map(|b| b.digest.clone()).collect();
+            l.announce(&doomed).await?;
+            let late = mark::linked_since(&storage, &mut marks, &mut needed).await?;
+            if late > 0 {
+                tracing::info!(
+                    manifests = late,
+                    "gc: manifests linked during the collection are kept"
+                );
+            }
+        }
+        for blob in candidates {
+            if needed.contains(&blob.digest) {
+                report.kept_recent += 1;
+                continue;
+            }
             if !options.dry_run {
                 let held = self.recent.hold().await;
                 if held.touched_since(&blob.digest, since) {
                     report.kept_recent += 1;
                     continue;
                 }
+                still_ours()?;
                 storage.delete_blob(&blob.digest).await?;
                 for repo in links.get(&blob.digest).into_iter().flatten() {
                     storage.unlink_layer(repo, &blob.digest).await?;

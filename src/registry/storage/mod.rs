@@ -246,12 +246,40 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Takes the garbage-collection lease for `holder` for `ttl`, so one
     /// instance sweeps at a time; false if another holder has it. Storage
-    /// used by one process needs no lease (the default).
+    /// used by one process needs no lease (the default). The holder must
+    /// stop using it before `ttl` has passed since it asked, unless
+    /// renewed ([`Storage::gc_lease_renew`]).
     async fn gc_lease_acquire(&self, _holder: &str, _ttl: std::time::Duration) -> Result<bool> {
         Ok(true)
     }
 
-    /// Gives the lease back, if `holder` still has it.
+    /// Extends the lease `holder` holds to `ttl` from now. Only a holder
+    /// whose lease has not run out may call it; whether the renewal came
+    /// in time is the caller's to judge (see `gc::lease`).
+    async fn gc_lease_renew(&self, _holder: &str, _ttl: std::time::Duration) -> Result<()> {
+        Ok(())
+    }
+
+    /// Announces, under `holder`'s lease, the blobs its sweep is about to
+    /// delete, so another instance linking a manifest that needs one of
+    /// them waits for the sweep ([`Storage::gc_doomed`]). One process
+    /// needs no announcement (its in-memory "recently referenced" set does).
+    async fn gc_lease_announce(
+        &self,
+        _holder: &str,
+        _ttl: std::time::Duration,
+        _doomed: &[Digest],
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Which of `digests` a collection running now (on any instance) has
+    /// announced it is about to delete.
+    async fn gc_doomed(&self, _digests: &[Digest]) -> Result<Vec<Digest>> {
+        Ok(Vec::new())
+    }
+
+    /// Gives back `holder`'s lease; never touches another holder's.
     async fn gc_lease_release(&self, _holder: &str) -> Result<()> {
         Ok(())
     }

@@ -125,9 +125,15 @@ impl Keys {
         )
     }
 
-    /// Ours, beside `blobs/` and `repositories/` (Distribution ignores it).
-    pub(super) fn gc_lease(&self) -> Path {
-        self.path("_regproxy/gc-lease")
+    /// Ours, beside `blobs/` and `repositories/` (Distribution ignores
+    /// it): one claim per instance, see `lease`.
+    pub(super) fn gc_leases(&self) -> Path {
+        self.path("_regproxy/gc-leases")
+    }
+
+    /// A short-lived object whose `last_modified` is the store's clock.
+    pub(super) fn clock(&self, id: &str) -> Path {
+        self.path(&format!("_regproxy/clock/{id}"))
     }
 
     pub(super) fn probe(&self) -> Path {

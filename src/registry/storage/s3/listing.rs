@@ -26,7 +26,7 @@ pub(super) struct Walk {
 
 impl S3Storage {
     /// Every object under `dir/`, with its key below `dir/`, size and time.
-    async fn list_under(&self, dir: &Path) -> Result<Vec<(String, u64, SystemTime)>> {
+    pub(super) async fn list_under(&self, dir: &Path) -> Result<Vec<(String, u64, SystemTime)>> {
         let metas: Vec<object_store::ObjectMeta> = self
             .store
             .list(Some(dir))

@@ -2,7 +2,7 @@
 //! RGW...), through the `object_store` crate: the same keys as the
 //! filesystem backend ([`keys`]), uploads as one object per request body
 //! with their state in the bucket ([`uploads`]), listings for GC and the
-//! catalog ([`listing`]) and the GC lease ([`lease`]).
+//! catalog ([`listing`]), tags ([`tags`]) and the GC lease ([`lease`]).
 //!
 //! Several regproxy instances may share a bucket: nothing about an upload
 //! or a tag lives only in one process. Every request to the store has a
@@ -15,6 +15,7 @@ mod keys;
 mod lease;
 mod listing;
 mod objects;
+mod tags;
 mod uploads;
 
 use std::sync::Arc;
@@ -171,7 +172,7 @@ impl Storage for S3Storage {
         };
         let result = match self.store.get_opts(&key, options).await {
             Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(object_store::Error::NotFound { .. }) => return self.missing(None).await,
             Err(e) => return Err(self.fail(e)),
         };
         let size = result.meta.size;
@@ -315,11 +316,7 @@ impl Storage for S3Storage {
     }
 
     async fn manifest_linked(&self, repo: &RepoName, digest: &Digest) -> Result<bool> {
-        Ok(self
-            .read_link(&self.keys.revision_link(repo, digest))
-            .await?
-            .as_ref()
-            == Some(digest))
+        self.manifest_linked_impl(repo, digest).await
     }
 
     async fn link_manifest(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
@@ -344,17 +341,10 @@ impl Storage for S3Storage {
         {
             return Ok(false);
         }
-        // Tags first, so no tag ever points at a missing revision.
+        // Tags first, so no tag ever points at a missing revision; a tag
+        // moved to another manifest meanwhile stays (see `tags`).
         for tag in self.tag_names(repo).await? {
-            if self
-                .read_link(&self.keys.tag_current(repo, &tag))
-                .await?
-                .as_ref()
-                == Some(digest)
-            {
-                self.delete(&self.keys.tag_current(repo, &tag)).await?;
-                self.delete_dir(&self.keys.tag_dir(repo, &tag)).await?;
-            }
+            self.untag_if(repo, &tag, digest).await?;
         }
         self.delete_dir(&self.keys.revision_dir(repo, digest)).await
     }
@@ -365,20 +355,11 @@ impl Storage for S3Storage {
     }
 
     async fn set_tag(&self, repo: &RepoName, tag: &Tag, digest: &Digest) -> Result<()> {
-        self.write_link(&self.keys.tag_index(repo, tag.as_str(), digest), digest)
-            .await?;
-        self.write_link(&self.keys.tag_current(repo, tag.as_str()), digest)
-            .await
+        self.set_tag_impl(repo, tag.as_str(), digest).await
     }
 
     async fn delete_tag(&self, repo: &RepoName, tag: &Tag) -> Result<bool> {
-        // The `current` link first: it is what makes the tag exist.
-        let had = self
-            .delete(&self.keys.tag_current(repo, tag.as_str()))
-            .await?;
-        self.delete_dir(&self.keys.tag_dir(repo, tag.as_str()))
-            .await?;
-        Ok(had)
+        self.delete_tag_impl(repo, tag.as_str()).await
     }
 
     async fn list_tags(&self, repo: &RepoName) -> Result<Option<Vec<String>>> {
@@ -454,6 +435,23 @@ impl Storage for S3Storage {
 
     async fn gc_lease_acquire(&self, holder: &str, ttl: Duration) -> Result<bool> {
         self.lease_acquire(holder, ttl).await
+    }
+
+    async fn gc_lease_renew(&self, holder: &str, ttl: Duration) -> Result<()> {
+        self.lease_renew(holder, ttl).await
+    }
+
+    async fn gc_lease_announce(
+        &self,
+        holder: &str,
+        ttl: Duration,
+        doomed: &[Digest],
+    ) -> Result<()> {
+        self.lease_announce(holder, ttl, doomed).await
+    }
+
+    async fn gc_doomed(&self, digests: &[Digest]) -> Result<Vec<Digest>> {
+        self.doomed(digests).await
     }
 
     async fn gc_lease_release(&self, holder: &str) -> Result<()> {

@@ -18,10 +18,29 @@ impl S3Storage {
         StorageError::Unavailable(format!("{}: {e}", self.place))
     }
 
+    /// Called on a "not found": S3 answers 404 both for a missing key and
+    /// for a missing bucket (and a `HEAD` has no body to tell them apart),
+    /// so the bucket is listed once to know which. A bucket removed at run
+    /// time is then `Unavailable` (503 with a hint), not "unknown blob".
+    pub(super) async fn missing<T>(&self, nothing: T) -> Result<T> {
+        match self
+            .store
+            .list_with_delimiter(Some(&self.keys.gc_leases()))
+            .await
+        {
+            Ok(_) => Ok(nothing),
+            Err(e) => {
+                let msg = format!("{}: {e}", self.place);
+                let hint = hint_for(&msg);
+                Err(StorageError::Unavailable(format!("{msg}; hint: {hint}")))
+            }
+        }
+    }
+
     pub(super) async fn read(&self, key: &Path) -> Result<Option<Bytes>> {
         match self.store.get(key).await {
             Ok(r) => r.bytes().await.map(Some).map_err(|e| self.fail(e)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(object_store::Error::NotFound { .. }) => self.missing(None).await,
             Err(e) => Err(self.fail(e)),
         }
     }
@@ -37,7 +56,7 @@ impl S3Storage {
     pub(super) async fn size_of(&self, key: &Path) -> Result<Option<u64>> {
         match self.store.head(key).await {
             Ok(m) => Ok(Some(m.size)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(object_store::Error::NotFound { .. }) => self.missing(None).await,
             Err(e) => Err(self.fail(e)),
         }
     }

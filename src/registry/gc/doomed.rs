@@ -1,0 +1,63 @@
+//! The other half of a sweep on shared storage: a manifest linked through
+//! one instance while another instance's collection sweeps.
+//!
+//! The sweeping instance announces the blobs it is about to delete, then
+//! looks for manifests linked since its mark and keeps what they need
+//! (see `gc::collect`). A manifest `PUT` links its revision first, then
+//! asks whether a live collection announced any blob it needs: if none
+//! did, a sweep either has not announced yet (and will see the link) or
+//! is not running. If one did, the sweep may or may not have seen the
+//! link, so the `PUT` waits for that sweep to end and checks that what the
+//! manifest needs is still there; if it is gone, the revision is unlinked
+//! again and the client told `MANIFEST_BLOB_UNKNOWN` (it uploads the blob
+//! again). No tag is set before this check, so none can point at a
+//! manifest with missing content.
+
+use std::time::Duration;
+
+use crate::oci::digest::Digest;
+use crate::oci::names::RepoName;
+use crate::oci::OciError;
+use crate::registry::error::RegistryError;
+use crate::registry::storage::StorageError;
+use crate::registry::Registry;
+
+/// How often, and how many times, a `PUT` looks again while a sweep on
+/// another instance holds blobs its manifest needs.
+const POLL: Duration = Duration::from_millis(500);
+const POLLS: usize = 120;
+
+/// Waits out a sweep that announced blobs `digest` (just linked in
+/// `repo`) needs; unlinks it and refuses it if they are gone after.
+pub(crate) async fn wait_out_sweeps(
+    reg: &Registry,
+    repo: &RepoName,
+    digest: &Digest,
+    needs: &[Digest],
+) -> Result<(), RegistryError> {
+    let storage = reg.storage();
+    if !storage.shared() || storage.gc_doomed(needs).await?.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(%repo, %digest, "a collection on another instance is sweeping blobs this manifest needs; waiting for it");
+    for _ in 0..POLLS {
+        tokio::time::sleep(POLL).await;
+        if !storage.gc_doomed(needs).await?.is_empty() {
+            continue;
+        }
+        for d in needs {
+            if storage.blob_size(d).await?.is_none() {
+                storage.unlink_manifest(repo, digest).await?;
+                return Err(OciError::ManifestBlobUnknown(d.clone()).into());
+            }
+        }
+        return Ok(());
+    }
+    storage.unlink_manifest(repo, digest).await?;
+    Err(StorageError::Unavailable(format!(
+        "a garbage collection on another instance is still deleting blobs manifest {digest} needs \
+         after {}s; hint: push again once it is done",
+        (POLL * POLLS as u32).as_secs()
+    ))
+    .into())
+}
