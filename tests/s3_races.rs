@@ -220,6 +220,9 @@ const SWEEP: GcOptions = GcOptions {
 
 /// The listing of `blobs/` that starts the sweep (after the mark).
 const BLOB_LISTING: &str = "prefix=docker%2Fregistry%2Fv2%2Fblobs";
+/// A listing of `repositories/` (the mark, and the sweep's look for
+/// manifests linked since).
+const REPOSITORIES_LISTING: &str = "prefix=docker%2Fregistry%2Fv2%2Frepositories";
 
 /// A sweep longer than the lease's time to live renews it: another
 /// instance's collection meanwhile steps back, and the sweep completes.
@@ -322,21 +325,19 @@ async fn a_tag_moved_through_one_instance_survives_a_manifest_delete_through_ano
     );
 }
 
-/// Instance A collects; between its mark and its sweep, a push through
-/// instance B (a real `regproxy serve`) re-uses an old blob nothing
-/// referenced when A marked (its layer link still in the repository, so B
-/// answers the client's `HEAD` with 200 and the client skips the upload).
-/// A must not sweep it: the image pulled back is whole.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blob_reused_through_another_instance_during_a_collection_is_kept() {
-    let g = Garage::start(BUCKET);
-    let dir = common::temp_dir("s3-gc-reuse-");
-    let creds = g.credentials_file(dir.path());
+/// A `regproxy serve` on the bucket (instance B), and an image pushed
+/// through it then deleted: its layer is garbage, and old. Returns B and
+/// an image that re-uses that layer.
+async fn instance_with_an_old_unreferenced_layer(
+    g: &Garage,
+    dir: &std::path::Path,
+) -> (common::Regproxy, common::RawImage) {
+    let creds = g.credentials_file(dir);
     let yaml = format!(
         "tls:\n  enabled: false\nauth:\n  enabled: false\n{}",
         g.storage_yaml(BUCKET, "", &creds)
     );
-    let config = common::write_config(dir.path(), &yaml);
+    let config = common::write_config(dir, &yaml);
     let b = common::Regproxy::start_with_args(&[
         "serve",
         "--config",
@@ -346,17 +347,15 @@ async fn a_blob_reused_through_another_instance_during_a_collection_is_kept() {
         "--admin-listen",
         "127.0.0.1:0",
     ]);
-    let url = b.url();
-    // An image pushed, then deleted: its layer is garbage, and old.
     let layer = common::random_bytes(5000);
     let first = common::RawImage::new(vec![layer.clone()], None);
     let second = common::RawImage::new(vec![layer], None);
-    let (u, f) = (url.clone(), first.clone());
+    let u = b.url();
     tokio::task::spawn_blocking(move || {
-        common::push_image(&u, "team/app", Some("v1"), &f);
+        common::push_image(&u, "team/app", Some("v1"), &first);
         let del = common::http_request(
             "DELETE",
-            &format!("{u}/v2/team/app/manifests/{}", f.digest),
+            &format!("{u}/v2/team/app/manifests/{}", first.digest),
             &[],
             None,
         );
@@ -364,7 +363,35 @@ async fn a_blob_reused_through_another_instance_during_a_collection_is_kept() {
     })
     .await
     .unwrap();
+    (b, second)
+}
 
+/// Pushes `img` through `url` (blocking client, off the runtime).
+async fn push(url: &str, img: &common::RawImage) {
+    let (u, i) = (url.to_string(), img.clone());
+    tokio::task::spawn_blocking(move || common::push_image(&u, "team/app", Some("v2"), &i))
+        .await
+        .unwrap();
+}
+
+/// Pulls `img` back whole through `url`.
+async fn pull(url: &str, img: &common::RawImage) {
+    let (u, i) = (url.to_string(), img.clone());
+    tokio::task::spawn_blocking(move || common::pull_and_verify(&u, "team/app", "v2", &i))
+        .await
+        .unwrap();
+}
+
+/// Instance A collects; between its mark and its sweep, a push through
+/// instance B (a real `regproxy serve`) re-uses an old blob nothing
+/// referenced when A marked (its layer link still in the repository, so B
+/// answers the client's `HEAD` with 200 and the client skips the upload).
+/// A must not sweep it: the image pulled back is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blob_reused_through_another_instance_during_a_collection_is_kept() {
+    let g = Garage::start(BUCKET);
+    let dir = common::temp_dir("s3-gc-reuse-");
+    let (b, second) = instance_with_an_old_unreferenced_layer(&g, dir.path()).await;
     let relay = Arc::new(Relay::start(&g.endpoint));
     let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
     relay.set_rules(vec![rule("GET ", &[BLOB_LISTING], HOLD)]);
@@ -374,14 +401,113 @@ async fn a_blob_reused_through_another_instance_during_a_collection_is_kept() {
     };
     assert!(wait_held(&relay).await, "A's sweep never listed blobs");
     // A has marked; B takes a push that re-uses the old layer.
-    let (u, s) = (url.clone(), second.clone());
-    tokio::task::spawn_blocking(move || common::push_image(&u, "team/app", Some("v2"), &s))
-        .await
-        .unwrap();
+    push(&b.url(), &second).await;
     let report = collecting.await.unwrap().unwrap();
-    eprintln!("{report}");
-    let (u, s) = (url.clone(), second.clone());
-    tokio::task::spawn_blocking(move || common::pull_and_verify(&u, "team/app", "v2", &s))
-        .await
-        .unwrap();
+    // The first image's manifest and config go; the re-used layer stays.
+    assert_eq!(
+        (report.total.blobs, report.kept_recent),
+        (2, 1),
+        "{report:?}"
+    );
+    pull(&b.url(), &second).await;
+}
+
+/// The same push, later: A has already announced what it is about to
+/// delete (the old layer among it) and not yet looked for new manifests.
+/// B's manifest `PUT` waits for A's sweep to end, then finds the layer
+/// kept; the image pulled back is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_during_a_sweep_waits_for_it_and_its_blobs_are_kept() {
+    let g = Garage::start(BUCKET);
+    let dir = common::temp_dir("s3-gc-wait-");
+    let (b, second) = instance_with_an_old_unreferenced_layer(&g, dir.path()).await;
+    let relay = Arc::new(Relay::start(&g.endpoint));
+    let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
+    relay.set_rules(vec![rule("GET ", &[BLOB_LISTING], Duration::from_secs(1))]);
+    let collecting = {
+        let a = a.clone();
+        tokio::spawn(async move { a.gc(SWEEP).await })
+    };
+    assert!(wait_held(&relay).await, "A's sweep never listed blobs");
+    // The next listing of repositories is the look for new manifests,
+    // after the announcement.
+    relay.set_rules(vec![rule("GET ", &[REPOSITORIES_LISTING], HOLD)]);
+    let r = relay.clone();
+    let second_hold = tokio::task::spawn_blocking(move || {
+        (0..3000).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            r.matched() >= 2 && r.held() > 0
+        })
+    });
+    assert!(
+        second_hold.await.unwrap(),
+        "A never looked for new manifests"
+    );
+    push(&b.url(), &second).await;
+    let report = collecting.await.unwrap().unwrap();
+    // The first image's manifest and config go; the re-used layer stays.
+    assert_eq!(
+        (report.total.blobs, report.kept_recent),
+        (2, 1),
+        "{report:?}"
+    );
+    assert!(
+        b.logs().contains("waiting for it"),
+        "B's PUT did not wait for the sweep:\n{}",
+        b.logs()
+    );
+    pull(&b.url(), &second).await;
+}
+
+/// The same push, later still: A has looked for new manifests and is
+/// deleting the old layer (its delete held in the relay). B's manifest
+/// `PUT` waits for the sweep, finds the layer gone, unlinks the manifest
+/// again and answers `MANIFEST_BLOB_UNKNOWN`; the client's retry uploads
+/// the layer again and the image pulled back is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_whose_blob_a_sweep_deletes_meanwhile_is_refused_not_broken() {
+    let g = Garage::start(BUCKET);
+    let dir = common::temp_dir("s3-gc-refuse-");
+    let (b, second) = instance_with_an_old_unreferenced_layer(&g, dir.path()).await;
+    let (layer, _) = second.blobs[1].clone();
+    let hex = layer.trim_start_matches("sha256:").to_string();
+    let relay = Arc::new(Relay::start(&g.endpoint));
+    let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
+    relay.set_rules(vec![rule("", &["<Delete", &format!("{hex}/data")], HOLD)]);
+    let collecting = {
+        let a = a.clone();
+        tokio::spawn(async move { a.gc(SWEEP).await })
+    };
+    assert!(wait_held(&relay).await, "A never deleted the old layer");
+    let (u, img) = (b.url(), second.clone());
+    let put = tokio::task::spawn_blocking(move || {
+        for (d, bytes) in &img.blobs {
+            common::push_blob(&u, "team/app", d, bytes);
+        }
+        common::http_request(
+            "PUT",
+            &format!("{u}/v2/team/app/manifests/v2"),
+            &[("Content-Type", img.media_type)],
+            Some(img.manifest.clone()),
+        )
+    })
+    .await
+    .unwrap();
+    collecting.await.unwrap().unwrap();
+    assert_eq!(put.status, 400, "{}", put.text());
+    assert!(
+        put.text().contains("MANIFEST_BLOB_UNKNOWN"),
+        "{}",
+        put.text()
+    );
+    let url = format!("{}/v2/team/app/manifests/{}", b.url(), second.digest);
+    let by_digest = tokio::task::spawn_blocking(move || {
+        common::http_request("GET", &url, &[("Accept", common::RAW_MANIFEST)], None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(by_digest.status, 404, "the refused manifest stayed linked");
+    // The client pushes again: the layer is uploaded anew.
+    push(&b.url(), &second).await;
+    pull(&b.url(), &second).await;
 }
