@@ -34,6 +34,7 @@ mod process;
 mod rawpush;
 mod regproxy;
 mod relay;
+pub mod s3;
 mod slapd;
 mod trust;
 

@@ -1,8 +1,9 @@
 //! The GC lease as a collection holds it: taken before the mark, renewed
 //! in the background every third of its time to live, and checked before
-//! every delete; before the sweep deletes, it announces what it will
-//! delete, for instances linking manifests meanwhile. If a renewal fails, or does not finish in time, the lease
-//! counts as lost and the collection stops before deleting anything more.
+//! every delete; before the sweep deletes, it announces there what it will
+//! delete, for instances linking manifests meanwhile (`gc::doomed`). If a
+//! renewal fails, or does not finish in time, the lease counts as lost and
+//! the collection stops before deleting anything more.
 //!
 //! The holder judges its lease by its own monotonic clock, counted from
 //! before it asked for the lease (or the renewal): it uses it for three

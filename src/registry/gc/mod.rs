@@ -241,7 +241,8 @@ impl Registry {
             }
             candidates.push(blob);
         }
-        if let (Some(l), false) = (lease, options.dry_run || candidates.is_empty()) {
+        let others_push = storage.shared() && !options.dry_run && !candidates.is_empty();
+        if let (Some(l), true) = (lease, others_push) {
             // Other instances take pushes meanwhile: first say what is
             // about to go (a manifest linked from now on waits for this
             // sweep), then keep what manifests linked since the mark need.

@@ -2,7 +2,7 @@
 //! a time.
 //!
 //! Garage 2.5 ignores `If-None-Match: *` and `If-Match` on `PUT` (it
-//! overwrites; `tests/s3_races.rs::garage_does_not_honour_conditional_puts`
+//! overwrites; `tests/s3_gc_lease.rs::garage_does_not_honour_conditional_puts`
 //! checks it), so the lease cannot be a conditional create there, and a
 //! store that silently ignores the header cannot be told from one that
 //! honours it. Nor may it depend on a write finishing within some time.

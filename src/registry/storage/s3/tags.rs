@@ -56,6 +56,9 @@ impl S3Storage {
     /// Removes `tag` if it points at `digest` (the manifest being deleted).
     pub(super) async fn untag_if(&self, repo: &RepoName, tag: &str, digest: &Digest) -> Result<()> {
         let current = self.keys.tag_current(repo, tag);
+        if self.read_link(&current).await?.as_ref() != Some(digest) {
+            return Ok(());
+        }
         let before = self.tag_history(repo, tag).await?;
         // Re-read right before the delete: a tag moved meanwhile stays.
         if self.read_link(&current).await?.as_ref() != Some(digest) {

@@ -1,0 +1,72 @@
+//! Shared by the S3 race tests: an `S3Storage` reaching Garage directly or
+//! through a [`Relay`], a raw `object_store` client on the bucket, relay
+//! rules, and what the collections there run with.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use regproxy::registry::gc::GcOptions;
+use regproxy::registry::storage::s3::{S3Key, S3Storage, S3Target};
+
+use super::{Garage, Relay, Rule};
+
+/// The bucket `Garage::start` makes.
+pub const BUCKET: &str = "registry";
+/// How long a held request waits in the relay.
+pub const HOLD: Duration = Duration::from_secs(4);
+
+/// A collection that deletes everything unreferenced (zero grace).
+pub const SWEEP: GcOptions = GcOptions {
+    dry_run: false,
+    untagged: false,
+    grace: Duration::ZERO,
+};
+
+/// The listing of `blobs/` that starts the sweep (after the mark).
+pub const BLOB_LISTING: &str = "prefix=docker%2Fregistry%2Fv2%2Fblobs";
+/// A listing of `repositories/` (the mark, and the sweep's look for
+/// manifests linked since).
+pub const REPOSITORIES_LISTING: &str = "prefix=docker%2Fregistry%2Fv2%2Frepositories";
+
+pub fn s3_at(g: &Garage, endpoint: &str) -> S3Storage {
+    let target = S3Target {
+        endpoint: endpoint.to_string(),
+        region: "garage".into(),
+        bucket: BUCKET.into(),
+        prefix: String::new(),
+        path_style: true,
+    };
+    let key = S3Key {
+        access_key_id: g.key_id.clone(),
+        secret_access_key: g.secret.clone(),
+    };
+    S3Storage::open(&target, key).expect("open S3 storage")
+}
+
+pub fn raw_store(g: &Garage) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&g.endpoint)
+        .with_region("garage")
+        .with_bucket_name(BUCKET)
+        .with_access_key_id(&g.key_id)
+        .with_secret_access_key(&g.secret)
+        .with_allow_http(true)
+        .build()
+        .unwrap()
+}
+
+pub fn rule(method: &'static str, parts: &[&str], delay: Duration) -> Rule {
+    Rule {
+        method,
+        parts: parts.iter().map(|p| p.to_string()).collect(),
+        delay,
+    }
+}
+
+/// Waits for a spawned blocking wait (the relay) without blocking the runtime.
+pub async fn wait_held(relay: &Arc<Relay>) -> bool {
+    let r = relay.clone();
+    tokio::task::spawn_blocking(move || r.wait_held(Duration::from_secs(30)))
+        .await
+        .unwrap()
+}
