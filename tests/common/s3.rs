@@ -28,6 +28,8 @@ pub const BLOB_LISTING: &str = "prefix=docker%2Fregistry%2Fv2%2Fblobs";
 /// manifests linked since).
 pub const REPOSITORIES_LISTING: &str = "prefix=docker%2Fregistry%2Fv2%2Frepositories";
 
+/// The S3 backend on [`BUCKET`], reaching Garage at `endpoint` (its own,
+/// or a relay in front of it).
 pub fn s3_at(g: &Garage, endpoint: &str) -> S3Storage {
     let target = S3Target {
         endpoint: endpoint.to_string(),
@@ -35,6 +37,7 @@ pub fn s3_at(g: &Garage, endpoint: &str) -> S3Storage {
         bucket: BUCKET.into(),
         prefix: String::new(),
         path_style: true,
+        redirect_endpoint: None,
     };
     let key = S3Key {
         access_key_id: g.key_id.clone(),
