@@ -112,7 +112,7 @@ pub fn hint_for(error: &str) -> &'static str {
     let lower = error.to_ascii_lowercase();
     if lower.contains("nosuchbucket") || lower.contains("bucket not found") {
         "the bucket does not exist: create it (Garage: garage bucket create NAME) or fix storage.s3.bucket"
-    } else if lower.contains("403")
+    } else if status(&lower, "403 forbidden", "403")
         || lower.contains("accessdenied")
         || lower.contains("invalidaccesskeyid")
         || lower.contains("signaturedoesnotmatch")
@@ -133,9 +133,36 @@ pub fn hint_for(error: &str) -> &'static str {
     .any(|w| lower.contains(w))
     {
         "the store did not answer: check storage.s3.endpoint and that the S3 service is running and reachable"
-    } else if lower.contains("404") {
+    } else if status(&lower, "404 not found", "404") {
         "the bucket (or the endpoint's path) was not found: check storage.s3.bucket, storage.s3.endpoint and storage.s3.path_style"
     } else {
         "check storage.s3 in proxy.yaml (endpoint, region, bucket, path_style) and the credentials"
+    }
+}
+
+/// Whether an error text carries HTTP status `code` (not merely the digits,
+/// which also turn up in durations such as "in 403.4ms").
+fn status(lower: &str, with_reason: &str, code: &str) -> bool {
+    lower.contains(with_reason)
+        || lower.contains(&format!("status {code}"))
+        || lower.contains(&format!("status code: {code}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hint_for;
+
+    #[test]
+    fn a_duration_is_not_a_status() {
+        let down = "Error performing PUT http://127.0.0.1:1/b/k in 403.418939ms, after 3 retries - HTTP error: error sending request";
+        assert!(
+            hint_for(down).starts_with("the store did not answer"),
+            "{}",
+            hint_for(down)
+        );
+        let refused = "Client error with status 403 Forbidden: <Code>AccessDenied</Code>";
+        assert!(hint_for(refused).starts_with("the store refused the key"));
+        let wrong_path = "Server returned non-2xx status code: 404 Not Found: ";
+        assert!(hint_for(wrong_path).starts_with("the bucket (or the endpoint's path)"));
     }
 }
