@@ -1,7 +1,8 @@
 //! Storage in an S3-compatible object store (AWS S3, Garage, MinIO, Ceph
 //! RGW...), through the `object_store` crate: the same keys as the
 //! filesystem backend ([`keys`]), uploads as one object per request body
-//! with their state in the bucket ([`uploads`]), listings for GC and the
+//! with their state in the bucket ([`uploads`], [`chunks`]) streamed in
+//! parts ([`part_writer`]), listings for GC and the
 //! catalog ([`listing`]) and the GC lease ([`lease`]).
 //!
 //! Several regproxy instances may share a bucket: nothing about an upload
@@ -11,10 +12,12 @@
 //! [`StorageError::Unavailable`] (503 `UNAVAILABLE` to the client, the cause
 //! in the log), never a hung request.
 
+mod chunks;
 mod keys;
 mod lease;
 mod listing;
 mod objects;
+mod part_writer;
 mod uploads;
 
 use std::sync::Arc;
