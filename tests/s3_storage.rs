@@ -44,6 +44,7 @@ fn key(g: &Garage) -> S3Key {
     S3Key {
         access_key_id: g.key_id.clone(),
         secret_access_key: g.secret.clone(),
+        session_token: None,
     }
 }
 
@@ -402,6 +403,7 @@ async fn a_store_that_is_down_or_refuses_is_unavailable_quickly_with_a_hint() {
         S3Key {
             access_key_id: g.key_id.clone(),
             secret_access_key: "0".repeat(64),
+            session_token: None,
         },
     )
     .unwrap();

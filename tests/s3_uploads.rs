@@ -35,10 +35,12 @@ fn s3(g: &Garage) -> S3Storage {
         bucket: BUCKET.into(),
         prefix: String::new(),
         path_style: true,
+        redirect_endpoint: None,
     };
     let key = S3Key {
         access_key_id: g.key_id.clone(),
         secret_access_key: g.secret.clone(),
+        session_token: None,
     };
     S3Storage::open(&target, key).expect("open S3 storage")
 }
@@ -124,7 +126,10 @@ async fn a_cut_request_never_shrinks_the_chunk_its_retry_wrote_through_another_i
         assert_eq!(retry.size, len as u64);
         let cut = body(vec![
             Ok(Bytes::copy_from_slice(&x[..len / 3])),
-            Err(io::Error::new(io::ErrorKind::ConnectionReset, "client went away")),
+            Err(io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                "client went away",
+            )),
         ]);
         let _ = a.upload_append(&r, id, 0, None, cut).await;
         assert_eq!(
@@ -159,7 +164,10 @@ async fn a_second_write_at_a_taken_offset_is_refused_with_416_and_the_first_stay
         let late = a.upload_append(&r, id, 0, None, whole(&y)).await;
         match late {
             Err(e) => assert_eq!(status(e), 416, "{len}"),
-            Ok(got) => panic!("{len}: a second write at offset 0 was taken (size {})", got.size),
+            Ok(got) => panic!(
+                "{len}: a second write at offset 0 was taken (size {})",
+                got.size
+            ),
         }
         assert_eq!(a.upload_size(&r, id).await.unwrap(), Some(len as u64));
         let dx = Digest::sha256_of(&x);
@@ -220,7 +228,11 @@ async fn an_upload_deleted_through_another_instance_is_unknown_at_the_next_reque
     a.upload_create(&r, id).await.unwrap();
     let mut at = 0u64;
     for p in &parts {
-        at = a.upload_append(&r, id, at, None, whole(p)).await.unwrap().size;
+        at = a
+            .upload_append(&r, id, at, None, whole(p))
+            .await
+            .unwrap()
+            .size;
     }
     let (a2, r2, d2) = (a.clone(), r.clone(), d.clone());
     let commit = tokio::spawn(async move { a2.upload_commit_verified(&r2, id, &d2).await });
@@ -287,7 +299,10 @@ async fn the_purge_leaves_alone_an_upload_another_instance_is_writing() {
     let request = tokio::spawn(async move { b2.upload_append(&r2, id, 0, None, body).await });
     let first = pattern(6 << 20, 7);
     tx.send(Ok(Bytes::from(first.clone()))).await.unwrap();
-    assert!(!wait_for_multiparts(&g, true).is_empty(), "the PATCH did not start");
+    assert!(
+        !wait_for_multiparts(&g, true).is_empty(),
+        "the PATCH did not start"
+    );
     let purged = a.purge_uploads(max_idle).await.unwrap();
     assert_eq!(
         purged.uploads, 0,

@@ -65,7 +65,10 @@ mod tests {
         let gone = RegistryError::Storage(StorageError::UploadUnknown("upload x".into()));
         assert!(!gone.is_server_fault());
         let gone = gone.into_oci();
-        assert_eq!((gone.status().as_u16(), gone.code()), (404, "BLOB_UPLOAD_UNKNOWN"));
+        assert_eq!(
+            (gone.status().as_u16(), gone.code()),
+            (404, "BLOB_UPLOAD_UNKNOWN")
+        );
         let taken = RegistryError::Storage(StorageError::OffsetTaken { start: 0, size: 9 });
         assert!(!taken.is_server_fault());
         assert_eq!(taken.into_oci().status().as_u16(), 416);

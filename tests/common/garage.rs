@@ -217,7 +217,13 @@ impl Garage {
         let empty_sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         let out = super::process::run_ok(
             Command::new("curl")
-                .args(["-sS", "--fail-with-body", "--aws-sigv4", "aws:amz:garage:s3", "--user"])
+                .args([
+                    "-sS",
+                    "--fail-with-body",
+                    "--aws-sigv4",
+                    "aws:amz:garage:s3",
+                    "--user",
+                ])
                 .arg(format!("{}:{}", self.key_id, self.secret))
                 .arg("-H")
                 .arg(format!("x-amz-content-sha256: {empty_sha}"))

@@ -154,7 +154,10 @@ mod tests {
         );
         let old = parse_chunk(&dir, "chunks/00000000000000000005", 9, at).unwrap();
         assert_eq!((old.offset, old.size), (5, 9));
-        assert_eq!(old.data.as_ref(), "r/_uploads/u/chunks/00000000000000000005");
+        assert_eq!(
+            old.data.as_ref(),
+            "r/_uploads/u/chunks/00000000000000000005"
+        );
         assert_eq!(parse_chunk(&dir, "startedat", 1, at), None);
         assert_eq!(parse_chunk(&dir, "chunks/x-1-t", 1, at), None);
         assert_eq!(parse_chunk(&dir, &writing_name("t"), 1, at), None);

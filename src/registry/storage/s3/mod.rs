@@ -69,11 +69,13 @@ pub struct S3Target {
     pub redirect_endpoint: Option<String>,
 }
 
-/// An access key; `Debug` hides the secret.
+/// An access key; `Debug` hides the secret and the session token.
 #[derive(Clone)]
 pub struct S3Key {
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// The session token of temporary credentials (`AWS_SESSION_TOKEN`).
+    pub session_token: Option<String>,
 }
 
 impl std::fmt::Debug for S3Key {
@@ -114,14 +116,18 @@ impl S3Storage {
             ..RetryConfig::default()
         };
         let builder = |endpoint: &str| {
-            AmazonS3Builder::new()
+            let b = AmazonS3Builder::new()
                 .with_endpoint(endpoint)
                 .with_region(&s.region)
                 .with_bucket_name(&s.bucket)
                 .with_access_key_id(&key.access_key_id)
                 .with_secret_access_key(&key.secret_access_key)
                 .with_virtual_hosted_style_request(!s.path_style)
-                .with_allow_http(endpoint.starts_with("http://"))
+                .with_allow_http(endpoint.starts_with("http://"));
+            match &key.session_token {
+                Some(token) => b.with_token(token),
+                None => b,
+            }
         };
         let signer = match &s.redirect_endpoint {
             Some(e) => Some(Arc::new(

@@ -82,8 +82,7 @@ impl S3Storage {
             };
             if rel == "startedat" {
                 started = true;
-            } else if let Some(c) = chunks::parse_chunk(&dir, rel, m.size, m.last_modified.into())
-            {
+            } else if let Some(c) = chunks::parse_chunk(&dir, rel, m.size, m.last_modified.into()) {
                 all.push(c);
             }
         }
