@@ -1,11 +1,12 @@
 //! The S3 upload path when several instances share one bucket, against a
 //! real Garage node: a cut request never replaces (or shrinks) a chunk its
 //! retry wrote through another instance, a second write at an offset the
-//! upload already holds is refused with 416, an upload deleted through
-//! another instance is `BLOB_UPLOAD_UNKNOWN` (404) at the next `PATCH` or
-//! `PUT`, a request dropped mid-body leaves no incomplete multipart upload
-//! in the bucket, and the purge of abandoned uploads leaves alone an upload
-//! another instance is writing.
+//! upload already holds is refused with 416 (and of two racing writes one
+//! whole chunk is kept), an upload deleted through another instance is
+//! `BLOB_UPLOAD_UNKNOWN` (404) at the next `PATCH` or `PUT`, a request
+//! dropped mid-body leaves no incomplete multipart upload in the bucket,
+//! and the purge of abandoned uploads leaves alone an upload another
+//! instance is writing.
 
 mod common;
 
@@ -174,6 +175,53 @@ async fn a_second_write_at_a_taken_offset_is_refused_with_416_and_the_first_stay
         assert_eq!(a.upload_commit_verified(&r, id, &dx).await.unwrap(), None);
         assert_eq!(read_blob(&b, &dx).await, x);
     }
+}
+
+/// Two instances complete a chunk at one offset at the same moment (a
+/// `PATCH` and its retry): at least one is taken, every other answer is
+/// 416, and the upload holds exactly one whole chunk, one that was taken.
+/// How often both were told 202 (the narrow window the README names:
+/// neither saw the other's marker yet) is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writes_racing_at_one_offset_leave_one_whole_chunk_that_was_taken() {
+    let g = Garage::start(BUCKET);
+    let (a, b) = (s3(&g), s3(&g));
+    let r = repo("team/race");
+    let rounds = 20u8;
+    let mut both = 0;
+    for i in 0..rounds {
+        // Different lengths, so the upload's size tells which one it holds.
+        let (x, y) = (pattern(64 << 10, i), pattern(96 << 10, i + 100));
+        let id = UploadId::new();
+        a.upload_create(&r, id).await.unwrap();
+        let (ra, rb) = tokio::join!(
+            a.upload_append(&r, id, 0, None, whole(&x)),
+            b.upload_append(&r, id, 0, None, whole(&y))
+        );
+        let mut taken: Vec<&Vec<u8>> = Vec::new();
+        for (result, data) in [(ra, &x), (rb, &y)] {
+            match result {
+                Ok(got) => {
+                    assert_eq!(got.size, data.len() as u64);
+                    taken.push(data);
+                }
+                Err(e) => assert_eq!(status(e), 416, "round {i}"),
+            }
+        }
+        assert!(!taken.is_empty(), "round {i}: both writes were refused");
+        if taken.len() == 2 {
+            both += 1;
+        }
+        let size = a.upload_size(&r, id).await.unwrap().unwrap();
+        let held = taken
+            .iter()
+            .find(|d| d.len() as u64 == size)
+            .unwrap_or_else(|| panic!("round {i}: the upload holds {size} bytes"));
+        let d = Digest::sha256_of(held);
+        assert_eq!(b.upload_commit_verified(&r, id, &d).await.unwrap(), None);
+        assert_eq!(&read_blob(&a, &d).await, *held, "round {i}");
+    }
+    eprintln!("both writes were told 202 in {both} of {rounds} rounds");
 }
 
 /// The upload is deleted (cancelled or purged) through another instance
