@@ -122,7 +122,8 @@ pub struct Appended {
     /// could not be kept consistent (then it is recomputed from storage).
     pub hasher: Option<Hasher>,
     /// Set when the client's body failed part-way; `size` counts what was
-    /// stored before the failure.
+    /// kept (the filesystem keeps what arrived; S3 keeps nothing of a cut
+    /// body, which may be a stale copy of a retry's chunk).
     pub client_error: Option<std::io::Error>,
 }
 
