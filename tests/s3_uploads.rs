@@ -178,17 +178,18 @@ async fn a_second_write_at_a_taken_offset_is_refused_with_416_and_the_first_stay
 }
 
 /// Two instances complete a chunk at one offset at the same moment (a
-/// `PATCH` and its retry): at least one is taken, every other answer is
-/// 416, and the upload holds exactly one whole chunk, one that was taken.
-/// How often both were told 202 (the narrow window the README names:
-/// neither saw the other's marker yet) is printed.
+/// `PATCH` and its retry): every answer is 202 or 416, and the upload
+/// holds exactly one whole chunk that was taken, or (both gave way on a
+/// tie in the store's clock) none. How often each happened is printed,
+/// with how often both were told 202 (the narrow window the README
+/// names: neither saw the other's marker yet).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writes_racing_at_one_offset_leave_one_whole_chunk_that_was_taken() {
     let g = Garage::start(BUCKET);
     let (a, b) = (s3(&g), s3(&g));
     let r = repo("team/race");
     let rounds = 20u8;
-    let mut both = 0;
+    let (mut both, mut none) = (0, 0);
     for i in 0..rounds {
         // Different lengths, so the upload's size tells which one it holds.
         let (x, y) = (pattern(64 << 10, i), pattern(96 << 10, i + 100));
@@ -208,11 +209,16 @@ async fn two_writes_racing_at_one_offset_leave_one_whole_chunk_that_was_taken() 
                 Err(e) => assert_eq!(status(e), 416, "round {i}"),
             }
         }
-        assert!(!taken.is_empty(), "round {i}: both writes were refused");
-        if taken.len() == 2 {
-            both += 1;
-        }
         let size = a.upload_size(&r, id).await.unwrap().unwrap();
+        match taken.len() {
+            0 => {
+                none += 1;
+                assert_eq!(size, 0, "round {i}: both refused, yet {size} bytes kept");
+                continue;
+            }
+            2 => both += 1,
+            _ => {}
+        }
         let held = taken
             .iter()
             .find(|d| d.len() as u64 == size)
@@ -221,7 +227,7 @@ async fn two_writes_racing_at_one_offset_leave_one_whole_chunk_that_was_taken() 
         assert_eq!(b.upload_commit_verified(&r, id, &d).await.unwrap(), None);
         assert_eq!(&read_blob(&a, &d).await, *held, "round {i}");
     }
-    eprintln!("both writes were told 202 in {both} of {rounds} rounds");
+    eprintln!("of {rounds} rounds: both writes told 202 in {both}, both refused (a tie) in {none}");
 }
 
 /// The upload is deleted (cancelled or purged) through another instance

@@ -112,6 +112,20 @@ pub(super) fn counted(mut all: Vec<Chunk>) -> Vec<Chunk> {
     out
 }
 
+/// Whether the chunk written with `token` counts, with no other chunk
+/// marked at the same offset at the same time. On such a tie the writer
+/// gives way (answers 416), whatever the token: the store's clock may be
+/// coarse (AWS S3 lists whole seconds), and the other writer may already
+/// have been told its chunk was taken. Two tied writers may both give way;
+/// both clients then resend, and nothing wrong is kept.
+pub(super) fn taken_alone(counted: &[Chunk], all: &[Chunk], token: &str) -> bool {
+    let Some(mine) = counted.iter().find(|c| c.token == token) else {
+        return false;
+    };
+    !all.iter()
+        .any(|c| c.token != token && c.offset == mine.offset && c.at == mine.at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +154,22 @@ mod tests {
         let twin = chunk(0, 4, "a", 1);
         assert_eq!(counted(vec![a, twin.clone()]), vec![twin]);
         assert!(counted(vec![chunk(0, 0, "x", 0)]).is_empty());
+    }
+
+    #[test]
+    fn a_writer_tied_in_time_with_another_gives_way() {
+        let (a, b, late) = (
+            chunk(0, 4, "a", 1),
+            chunk(0, 4, "b", 1),
+            chunk(0, 4, "c", 2),
+        );
+        let all = vec![a.clone(), b.clone(), late.clone()];
+        let counted = counted(all.clone());
+        assert!(!taken_alone(&counted, &all, "a"), "tied");
+        assert!(!taken_alone(&counted, &all, "b"), "not counted");
+        assert!(!taken_alone(&counted, &all, "c"), "not counted");
+        let all = vec![a.clone(), late];
+        assert!(taken_alone(&super::counted(all.clone()), &all, "a"));
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub(super) struct UploadState {
     pub(super) size: u64,
     /// The counted chunks, in order.
     chunks: Vec<Chunk>,
+    /// Every chunk marker listed, counted or not.
+    all: Vec<Chunk>,
 }
 
 fn vanished(id: UploadId) -> StorageError {
@@ -89,10 +91,11 @@ impl S3Storage {
         if !started {
             return Ok(None);
         }
-        let chunks = chunks::counted(all);
+        let chunks = chunks::counted(all.clone());
         Ok(Some(UploadState {
             size: chunks.iter().map(|c| c.size).sum(),
             chunks,
+            all,
         }))
     }
 
@@ -175,7 +178,7 @@ impl S3Storage {
             self.drop_objects(&[marker, data]).await;
             return Err(vanished(id));
         };
-        if !state.chunks.iter().any(|c| c.token == token) {
+        if !chunks::taken_alone(&state.chunks, &state.all, token) {
             self.drop_objects(&[marker, data]).await;
             return Err(StorageError::OffsetTaken {
                 start: offset,
