@@ -139,3 +139,33 @@ fn every_file_problem_is_listed_and_exits_64() {
         "config check changed nothing"
     );
 }
+
+/// An S3 endpoint with a user name and password in it
+/// (`http://user:pass@host`) is refused with a hint naming where the key
+/// goes, and the password is printed nowhere.
+#[test]
+fn an_s3_endpoint_with_a_password_in_it_is_refused_without_printing_it() {
+    let dir = temp_dir("check-s3-userinfo-");
+    let creds = dir.path().join("s3.env");
+    std::fs::write(&creds, "AWS_ACCESS_KEY_ID=GKx\nAWS_SECRET_ACCESS_KEY=y\n").unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "tls:\n  enabled: false\nstorage:\n  s3:\n    endpoint: http://admin:sekrit-pw@127.0.0.1:{}\n    \
+             region: garage\n    bucket: registry\n    credentials_file: {}\n",
+            free_port(),
+            creds.display()
+        ),
+    );
+    let out = check(&config);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(64), "{text}");
+    assert!(
+        !text.contains("sekrit-pw"),
+        "the password was printed:\n{text}"
+    );
+    assert!(
+        text.contains("user name or password") && text.contains("credentials_file"),
+        "{text}"
+    );
+}

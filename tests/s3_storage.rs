@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::Garage;
 use futures_util::TryStreamExt;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use regproxy::oci::digest::{Algorithm, Digest};
 use regproxy::oci::names::{RepoName, Tag, UploadId};
 use regproxy::registry::gc::GcOptions;
@@ -44,6 +44,7 @@ fn key(g: &Garage) -> S3Key {
     S3Key {
         access_key_id: g.key_id.clone(),
         secret_access_key: g.secret.clone(),
+        session_token: None,
     }
 }
 
@@ -51,9 +52,9 @@ fn s3(g: &Garage, prefix: &str) -> S3Storage {
     S3Storage::open(&target(g, &g.endpoint, BUCKET, prefix), key(g)).expect("open S3 storage")
 }
 
-/// Every key in the bucket under `prefix/`, relative to it.
-async fn bucket_keys(g: &Garage, prefix: &str) -> BTreeSet<String> {
-    let store = object_store::aws::AmazonS3Builder::new()
+/// The bucket without regproxy in between.
+fn raw(g: &Garage) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
         .with_endpoint(&g.endpoint)
         .with_region("garage")
         .with_bucket_name(BUCKET)
@@ -61,7 +62,12 @@ async fn bucket_keys(g: &Garage, prefix: &str) -> BTreeSet<String> {
         .with_secret_access_key(&g.secret)
         .with_allow_http(true)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Every key in the bucket under `prefix/`, relative to it.
+async fn bucket_keys(g: &Garage, prefix: &str) -> BTreeSet<String> {
+    let store = raw(g);
     let p = object_store::path::Path::from(prefix);
     let metas: Vec<object_store::ObjectMeta> = store.list(Some(&p)).try_collect().await.unwrap();
     metas
@@ -300,10 +306,11 @@ async fn an_upload_moves_between_instances_and_a_bad_digest_leaves_no_blob() {
 }
 
 /// Two instances write one offset (a stalled PATCH and its retry, or a
-/// hostile client): a commit trusting A's in-memory hash must never put
-/// B's bytes under A's digest, which every repository would then share.
+/// hostile client): the second write is refused, and a chunk changed in
+/// the bucket behind regproxy's back is never committed under the hash A
+/// took in memory, which every repository would then share.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_chunk_rewritten_through_another_instance_is_never_committed_under_the_old_hash() {
+async fn a_chunk_rewritten_in_the_bucket_is_never_committed_under_the_old_hash() {
     let g = Garage::start(BUCKET);
     let (a, b) = (s3(&g, ""), s3(&g, ""));
     let r = repo("team/race");
@@ -316,7 +323,21 @@ async fn a_chunk_rewritten_through_another_instance_is_never_committed_under_the
         let h = Some(Algorithm::Sha256.hasher());
         let got = a.upload_append(&r, id, 0, h, body(vec![x])).await.unwrap();
         assert_eq!(got.hasher.map(|h| h.finish()), Some(dx.clone()));
-        b.upload_append(&r, id, 0, None, body(vec![y]))
+        let second = b.upload_append(&r, id, 0, None, body(vec![y.clone()]));
+        assert!(
+            matches!(second.await, Err(StorageError::OffsetTaken { .. })),
+            "{len}: a second write at offset 0 was taken"
+        );
+        // The chunk's data object, rewritten straight in the bucket.
+        let data: Vec<String> = bucket_keys(&g, "docker/registry/v2/repositories/team/race")
+            .await
+            .into_iter()
+            .filter(|k| k.contains(&format!("_uploads/{id}/data/")))
+            .collect();
+        assert_eq!(data.len(), 1, "{data:?}");
+        let key = format!("docker/registry/v2/repositories/team/race/{}", data[0]);
+        raw(&g)
+            .put(&object_store::path::Path::from(key), Bytes::from(y).into())
             .await
             .unwrap();
         let committed = a.upload_commit(&r, id, &dx).await;
@@ -324,14 +345,14 @@ async fn a_chunk_rewritten_through_another_instance_is_never_committed_under_the
         assert_eq!(
             a.blob_size(&dx).await.unwrap(),
             None,
-            "{len}: B's bytes under A's digest"
+            "{len}: other bytes under A's digest"
         );
         assert!(!a.layer_linked(&r, &dx).await.unwrap());
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_aborted_body_keeps_what_arrived_and_nothing_partial_is_visible() {
+async fn an_aborted_body_keeps_nothing_and_leaves_no_multipart_upload() {
     let g = Garage::start(BUCKET);
     let s = s3(&g, "");
     let r = repo("team/abort");
@@ -356,14 +377,13 @@ async fn an_aborted_body_keeps_what_arrived_and_nothing_partial_is_visible() {
         .await
         .unwrap();
     assert!(got.client_error.is_some());
-    assert_eq!(
-        got.size,
-        data.len() as u64,
-        "what arrived is kept, as on disk"
-    );
-    assert_eq!(
-        s.upload_size(&r, id).await.unwrap(),
-        Some(data.len() as u64)
+    // Unlike on disk, nothing of a cut body is kept: on a shared bucket it
+    // may be a stale copy of what its retry wrote through another instance.
+    assert_eq!(got.size, 0, "a cut body was kept");
+    assert_eq!(s.upload_size(&r, id).await.unwrap(), Some(0));
+    assert!(
+        tokio::task::block_in_place(|| g.multipart_uploads(BUCKET)).is_empty(),
+        "the cut body's multipart upload was left in the bucket"
     );
     // No blob exists until a commit; cancelling leaves nothing behind.
     assert!(s.list_blobs().await.unwrap().is_empty());
@@ -383,6 +403,7 @@ async fn a_store_that_is_down_or_refuses_is_unavailable_quickly_with_a_hint() {
         S3Key {
             access_key_id: g.key_id.clone(),
             secret_access_key: "0".repeat(64),
+            session_token: None,
         },
     )
     .unwrap();

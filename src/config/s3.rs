@@ -1,7 +1,10 @@
 //! What `storage.s3` in `proxy.yaml` says (endpoint, region, bucket, key
 //! prefix, path-style addressing) and where the credentials come from: a
 //! file (`AWS_ACCESS_KEY_ID=...` lines, or an AWS credentials file) or the
-//! environment. The secret key is a [`Secret`]: it never reaches a log.
+//! environment, with a session token (`AWS_SESSION_TOKEN`) for temporary
+//! keys. The secret key and the token are [`Secret`]s: they never reach a
+//! log. An endpoint with a user name or password in it is refused, and
+//! never echoed with them.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +14,8 @@ use crate::auth::secret::Secret;
 /// The environment variables read when no `credentials_file` is given.
 pub const ENV_ACCESS_KEY: &str = "AWS_ACCESS_KEY_ID";
 pub const ENV_SECRET_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+/// Read with them if set: the session token of temporary credentials.
+pub const ENV_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 
 /// A validated `storage.s3` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +42,7 @@ pub struct S3Settings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CredentialsSource {
     File(PathBuf),
-    /// [`ENV_ACCESS_KEY`] and [`ENV_SECRET_KEY`].
+    /// [`ENV_ACCESS_KEY`] and [`ENV_SECRET_KEY`] (and [`ENV_SESSION_TOKEN`]).
     Env,
 }
 
@@ -46,6 +51,8 @@ pub enum CredentialsSource {
 pub struct Credentials {
     pub access_key_id: String,
     pub secret_access_key: Secret,
+    /// The session token of temporary credentials (STS), if given.
+    pub session_token: Option<Secret>,
 }
 
 impl CredentialsSource {
@@ -54,9 +61,13 @@ impl CredentialsSource {
     pub fn load(&self) -> Result<Credentials, String> {
         match self {
             CredentialsSource::Env => {
-                let id = std::env::var(ENV_ACCESS_KEY).unwrap_or_default();
-                let secret = std::env::var(ENV_SECRET_KEY).unwrap_or_default();
-                complete(id, secret).ok_or_else(|| {
+                let read = |name| std::env::var(name).unwrap_or_default();
+                let found = Found {
+                    id: read(ENV_ACCESS_KEY),
+                    secret: read(ENV_SECRET_KEY),
+                    token: read(ENV_SESSION_TOKEN),
+                };
+                complete(found).ok_or_else(|| {
                     format!(
                         "storage.s3: no credentials: set {ENV_ACCESS_KEY} and {ENV_SECRET_KEY} \
                          in the environment, or give storage.s3.credentials_file"
@@ -66,8 +77,7 @@ impl CredentialsSource {
             CredentialsSource::File(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| format!("storage.s3.credentials_file {}: {e}", path.display()))?;
-                let (id, secret) = parse_credentials(&text);
-                complete(id, secret).ok_or_else(|| {
+                complete(parse_credentials(&text)).ok_or_else(|| {
                     format!(
                         "storage.s3.credentials_file {} has no {ENV_ACCESS_KEY}=... and \
                          {ENV_SECRET_KEY}=... lines",
@@ -79,18 +89,27 @@ impl CredentialsSource {
     }
 }
 
-fn complete(id: String, secret: String) -> Option<Credentials> {
-    (!id.is_empty() && !secret.is_empty()).then(|| Credentials {
-        access_key_id: id,
-        secret_access_key: Secret::new(secret),
+/// What a credentials source holds (empty: not given).
+#[derive(Default)]
+struct Found {
+    id: String,
+    secret: String,
+    token: String,
+}
+
+fn complete(f: Found) -> Option<Credentials> {
+    (!f.id.is_empty() && !f.secret.is_empty()).then(|| Credentials {
+        access_key_id: f.id,
+        secret_access_key: Secret::new(f.secret),
+        session_token: (!f.token.is_empty()).then(|| Secret::new(f.token)),
     })
 }
 
 /// `KEY=VALUE` lines (an env file, as compose's `env_file` reads) or an AWS
 /// credentials file (`aws_access_key_id = ...`, first profile wins); `#`
 /// comments, `export ` and quotes are allowed.
-fn parse_credentials(text: &str) -> (String, String) {
-    let (mut id, mut secret) = (String::new(), String::new());
+fn parse_credentials(text: &str) -> Found {
+    let mut f = Found::default();
     for line in text.lines() {
         let line = line.trim();
         let line = line.strip_prefix("export ").unwrap_or(line);
@@ -99,12 +118,41 @@ fn parse_credentials(text: &str) -> (String, String) {
         };
         let v = v.trim().trim_matches('"').trim_matches('\'').to_string();
         match k.trim().to_ascii_uppercase().as_str() {
-            "AWS_ACCESS_KEY_ID" if id.is_empty() => id = v,
-            "AWS_SECRET_ACCESS_KEY" if secret.is_empty() => secret = v,
+            "AWS_ACCESS_KEY_ID" if f.id.is_empty() => f.id = v,
+            "AWS_SECRET_ACCESS_KEY" if f.secret.is_empty() => f.secret = v,
+            "AWS_SESSION_TOKEN" if f.token.is_empty() => f.token = v,
             _ => {}
         }
     }
-    (id, secret)
+    f
+}
+
+/// `storage.s3.<key>` without a `user:password@` part; a problem if it
+/// had one (the part is never echoed).
+fn refuse_userinfo(key: &str, url: &str, problems: &mut Vec<String>) -> String {
+    let (url, had) = without_userinfo(url);
+    if had {
+        problems.push(format!(
+            "storage.s3.{key} has a user name or password in it (user:password@); remove it \
+             (it would reach logs and errors) and put the access key in \
+             storage.s3.credentials_file or the environment ({ENV_ACCESS_KEY}, \
+             {ENV_SECRET_KEY}); the address is then {url}"
+        ));
+    }
+    url
+}
+
+/// The endpoint without a `user:password@` part, and whether it had one.
+fn without_userinfo(endpoint: &str) -> (String, bool) {
+    let (scheme, rest) = match endpoint.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), endpoint),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => (format!("{scheme}{}", &rest[at + 1..]), true),
+        None => (endpoint.to_string(), false),
+    }
 }
 
 /// Validates the raw fields; every problem is returned.
@@ -124,6 +172,8 @@ pub(super) fn validate(raw: RawS3, base: &Path) -> Result<S3Settings, Vec<String
         .unwrap_or_default()
         .trim_end_matches('/')
         .to_string();
+    // Never echoed with a password in it, not even in a problem.
+    let endpoint = refuse_userinfo("endpoint", &endpoint, &mut problems);
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
         || endpoint
             .split_once("://")
@@ -147,6 +197,7 @@ pub(super) fn validate(raw: RawS3, base: &Path) -> Result<S3Settings, Vec<String
         (true, None) => Some(endpoint.clone()),
         (true, Some(e)) => {
             let e = e.trim_end_matches('/').to_string();
+            let e = refuse_userinfo("redirect_endpoint", &e, &mut problems);
             if !is_base_url(&e) {
                 problems.push(format!(
                     "storage.s3.redirect_endpoint {e:?} is not a URL; give the store's address \
@@ -217,14 +268,53 @@ mod tests {
 
     #[test]
     fn reads_env_files_and_aws_credentials_files() {
-        let (id, s) = parse_credentials(
-            "# c\nexport AWS_ACCESS_KEY_ID=\"GK1\"\nAWS_SECRET_ACCESS_KEY=abc=\n",
+        let f = parse_credentials(
+            "# c\nexport AWS_ACCESS_KEY_ID=\"GK1\"\nAWS_SECRET_ACCESS_KEY=abc=\nAWS_SESSION_TOKEN=t0k\n",
         );
-        assert_eq!((id.as_str(), s.as_str()), ("GK1", "abc="));
-        let (id, s) = parse_credentials(
-            "[default]\naws_access_key_id = GK2\naws_secret_access_key = x\n[other]\naws_access_key_id = no\n",
+        assert_eq!(
+            (f.id.as_str(), f.secret.as_str(), f.token.as_str()),
+            ("GK1", "abc=", "t0k")
         );
-        assert_eq!((id.as_str(), s.as_str()), ("GK2", "x"));
+        let f = parse_credentials(
+            "[default]\naws_access_key_id = GK2\naws_secret_access_key = x\naws_session_token = y\n[other]\naws_access_key_id = no\n",
+        );
+        assert_eq!(
+            (f.id.as_str(), f.secret.as_str(), f.token.as_str()),
+            ("GK2", "x", "y")
+        );
+        let c = complete(f).unwrap();
+        assert_eq!(c.session_token.as_ref().map(Secret::expose), Some("y"));
+        assert!(!format!("{c:?}").contains("\"y\""), "{c:?}");
+        let f = parse_credentials("AWS_ACCESS_KEY_ID=a\nAWS_SECRET_ACCESS_KEY=b\n");
+        assert!(complete(f).unwrap().session_token.is_none());
+    }
+
+    #[test]
+    fn an_endpoint_with_userinfo_is_refused_and_never_echoed() {
+        for e in [
+            "http://admin:pw-123@127.0.0.1:3900",
+            "https://pw-123@s3.example.com/",
+            "admin:pw-123@s3.example.com",
+        ] {
+            let problems = validate(raw(e, "registry", ""), Path::new("/etc")).unwrap_err();
+            let all = problems.join("\n");
+            assert!(all.contains("user name or password"), "{all}");
+            assert!(!all.contains("pw-123"), "{all}");
+            let redirect = RawS3 {
+                redirect: Some(true),
+                redirect_endpoint: Some(e.into()),
+                ..raw("http://127.0.0.1:3900", "registry", "")
+            };
+            let all = validate(redirect, Path::new("/etc"))
+                .unwrap_err()
+                .join("\n");
+            assert!(all.contains("redirect_endpoint has a user name"), "{all}");
+            assert!(!all.contains("pw-123"), "{all}");
+        }
+        assert_eq!(
+            without_userinfo("http://h:1/p@q"),
+            ("http://h:1/p@q".into(), false)
+        );
     }
 
     fn raw(endpoint: &str, bucket: &str, prefix: &str) -> RawS3 {

@@ -77,6 +77,7 @@ pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, ProxyError> {
             let key = S3Key {
                 access_key_id: creds.access_key_id,
                 secret_access_key: creds.secret_access_key.expose().to_string(),
+                session_token: creds.session_token.map(|t| t.expose().to_string()),
             };
             Ok(Arc::new(
                 S3Storage::open(&target, key).map_err(ProxyError::S3)?,

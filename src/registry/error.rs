@@ -23,12 +23,16 @@ impl RegistryError {
             RegistryError::Oci(e) => e,
             RegistryError::Storage(StorageError::Full) => OciError::StorageFull,
             RegistryError::Storage(StorageError::Unavailable(_)) => OciError::StorageUnavailable,
+            RegistryError::Storage(StorageError::UploadUnknown(_)) => OciError::BlobUploadUnknown,
+            RegistryError::Storage(StorageError::OffsetTaken { start, size }) => {
+                OciError::ChunkOutOfOrder { start, size }
+            }
             RegistryError::Storage(_) => OciError::StorageFailed,
         }
     }
 
     pub fn is_server_fault(&self) -> bool {
-        matches!(self, RegistryError::Storage(_))
+        matches!(self, RegistryError::Storage(e) if !e.is_client_state())
     }
 }
 
@@ -54,5 +58,19 @@ mod tests {
         assert_eq!(down.status(), 503);
         assert_eq!(down.code(), "UNAVAILABLE");
         assert!(!down.message().contains("10.0.0.1"));
+    }
+
+    #[test]
+    fn an_upload_gone_or_an_offset_taken_is_a_client_answer() {
+        let gone = RegistryError::Storage(StorageError::UploadUnknown("upload x".into()));
+        assert!(!gone.is_server_fault());
+        let gone = gone.into_oci();
+        assert_eq!(
+            (gone.status().as_u16(), gone.code()),
+            (404, "BLOB_UPLOAD_UNKNOWN")
+        );
+        let taken = RegistryError::Storage(StorageError::OffsetTaken { start: 0, size: 9 });
+        assert!(!taken.is_server_fault());
+        assert_eq!(taken.into_oci().status().as_u16(), 416);
     }
 }

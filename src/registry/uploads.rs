@@ -16,6 +16,7 @@ use http::header::{CONTENT_LENGTH, LOCATION, RANGE};
 use http::{Method, StatusCode};
 
 use super::error::RegistryError;
+use super::storage::StorageError;
 use super::{HandlerResult, Registry, Request};
 use crate::auth::Authorized;
 use crate::oci::digest::{Algorithm, Digest, Hasher};
@@ -143,12 +144,7 @@ pub async fn start(
 }
 
 /// `GET`/`HEAD`/`PATCH`/`PUT`/`DELETE /v2/<name>/blobs/uploads/<uuid>`
-pub async fn handle(
-    reg: &Registry,
-    repo: &RepoName,
-    id: UploadId,
-    mut req: Request,
-) -> HandlerResult {
+pub async fn handle(reg: &Registry, repo: &RepoName, id: UploadId, req: Request) -> HandlerResult {
     let state = reg.uploads.entry(id);
     let mut state = state.lock().await;
     let storage = reg.storage();
@@ -156,6 +152,24 @@ pub async fn handle(
         reg.uploads.forget(id);
         return Err(OciError::BlobUploadUnknown.into());
     };
+    let result = handle_existing(reg, repo, id, &mut state, size, req).await;
+    if let Err(RegistryError::Storage(StorageError::UploadUnknown(_))) = &result {
+        // Deleted through another instance while this request ran.
+        reg.uploads.forget(id);
+    }
+    result
+}
+
+/// [`handle`] for an upload that existed when the request began.
+async fn handle_existing(
+    reg: &Registry,
+    repo: &RepoName,
+    id: UploadId,
+    state: &mut UploadState,
+    size: u64,
+    mut req: Request,
+) -> HandlerResult {
+    let storage = reg.storage();
     match req.method {
         // HEAD answers as GET (RFC 9110); the front drops the (empty) body.
         Method::GET | Method::HEAD => in_progress(StatusCode::NO_CONTENT, &req, repo, id, size),
@@ -165,14 +179,14 @@ pub async fn handle(
             Ok(response::status(StatusCode::NO_CONTENT))
         }
         Method::PATCH => {
-            let size = append(reg, repo, id, &mut state, size, &mut req).await?;
+            let size = append(reg, repo, id, state, size, &mut req).await?;
             in_progress(StatusCode::ACCEPTED, &req, repo, id, size)
         }
         _ => {
             let d = digest_param(&req)?.ok_or_else(|| {
                 OciError::DigestInvalid("the final PUT of an upload needs ?digest=".into())
             })?;
-            let result = finish(reg, repo, id, &mut state, &d, req).await;
+            let result = finish(reg, repo, id, state, &d, req).await;
             if result.is_ok() {
                 reg.uploads.forget(id);
             }

@@ -210,6 +210,38 @@ impl Garage {
         )
     }
 
+    /// Keys of the incomplete multipart uploads in `bucket`
+    /// (ListMultipartUploads, signed by curl's `--aws-sigv4`).
+    pub fn multipart_uploads(&self, bucket: &str) -> Vec<String> {
+        super::require_tool("curl", "curl");
+        let empty_sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let out = super::process::run_ok(
+            Command::new("curl")
+                .args([
+                    "-sS",
+                    "--fail-with-body",
+                    "--aws-sigv4",
+                    "aws:amz:garage:s3",
+                    "--user",
+                ])
+                .arg(format!("{}:{}", self.key_id, self.secret))
+                .arg("-H")
+                .arg(format!("x-amz-content-sha256: {empty_sha}"))
+                .arg(format!("{}/{bucket}/?uploads=", self.endpoint)),
+            Duration::from_secs(30),
+        );
+        let xml = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            xml.contains("ListMultipartUploadsResult"),
+            "ListMultipartUploads answered:\n{xml}"
+        );
+        xml.split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split("</Key>").next())
+            .map(str::to_string)
+            .collect()
+    }
+
     pub fn pid(&self) -> u32 {
         self.proc.pid()
     }

@@ -42,6 +42,7 @@ pub fn s3_at(g: &Garage, endpoint: &str) -> S3Storage {
     let key = S3Key {
         access_key_id: g.key_id.clone(),
         secret_access_key: g.secret.clone(),
+        session_token: None,
     };
     S3Storage::open(&target, key).expect("open S3 storage")
 }

@@ -32,10 +32,30 @@ pub enum StorageError {
     Io(std::io::Error),
     #[error("storage data is corrupt: {0}")]
     Corrupt(String),
+    /// The upload is not there (any more): finished, cancelled, or purged,
+    /// maybe through another instance sharing the storage.
+    #[error("upload unknown: {0}")]
+    UploadUnknown(String),
+    /// Another request already wrote the upload at `start` (a request and
+    /// its retry through two instances): this one's bytes were dropped; the
+    /// upload holds `size` bytes.
+    #[error("offset {start} of the upload was already written by another request; it holds {size} bytes")]
+    OffsetTaken { start: u64, size: u64 },
     /// A remote store did not answer, or refused us (down, timed out,
     /// bucket missing, credentials refused): the client may retry.
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+}
+
+impl StorageError {
+    /// The state of an upload (gone, offset taken) answers the request,
+    /// not a fault of the storage: a 4xx.
+    pub fn is_client_state(&self) -> bool {
+        matches!(
+            self,
+            StorageError::UploadUnknown(_) | StorageError::OffsetTaken { .. }
+        )
+    }
 }
 
 impl From<std::io::Error> for StorageError {
@@ -102,7 +122,8 @@ pub struct Appended {
     /// could not be kept consistent (then it is recomputed from storage).
     pub hasher: Option<Hasher>,
     /// Set when the client's body failed part-way; `size` counts what was
-    /// stored before the failure.
+    /// kept (the filesystem keeps what arrived; S3 keeps nothing of a cut
+    /// body, which may be a stale copy of a retry's chunk).
     pub client_error: Option<std::io::Error>,
 }
 

@@ -3,9 +3,9 @@
 //! `aws s3 sync` or `rclone` copies a data directory into a bucket and back.
 //!
 //! Only uploads in progress differ: `_uploads/<uuid>/startedat` as on disk,
-//! but the data is one object per request body,
-//! `_uploads/<uuid>/chunks/<offset, 20 digits>`, because an object cannot be
-//! appended to. A finished blob is always `blobs/.../data`.
+//! but the data is one object per request body (`data/`, `chunks/`,
+//! `writing/` below the upload's folder, see `chunks`), because an object
+//! cannot be appended to. A finished blob is always `blobs/.../data`.
 
 use object_store::path::Path;
 
@@ -110,10 +110,6 @@ impl Keys {
         self.in_repo(r, &format!("_uploads/{id}/startedat"))
     }
 
-    pub(super) fn upload_chunk(&self, r: &RepoName, id: UploadId, offset: u64) -> Path {
-        self.in_repo(r, &format!("_uploads/{id}/chunks/{offset:020}"))
-    }
-
     pub(super) fn referrers(&self, r: &RepoName, subject: &Digest) -> Path {
         self.in_repo(r, &format!("_referrers/{}", alg_hex(subject)))
     }
@@ -183,9 +179,5 @@ mod tests {
             .starts_with("docker/registry/v2/repositories/team/app/_layers/"));
         let rel = k.relative(link.as_ref(), &k.layers(&r)).unwrap();
         assert_eq!(digest_of_link(rel), Some(d));
-        assert!(k
-            .upload_chunk(&r, UploadId::new(), 5)
-            .as_ref()
-            .ends_with("/chunks/00000000000000000005"));
     }
 }

@@ -165,11 +165,18 @@ impl S3Storage {
                     .map(|(_, _, at)| *at)
                     .max()
                     .unwrap_or(SystemTime::UNIX_EPOCH);
-                let size = super::uploads::contiguous_size(
+                let dir = self.keys.upload_dir(&repo, id);
+                let size = super::chunks::counted(
                     objects
                         .iter()
-                        .filter_map(|(rel, size, _)| super::uploads::chunk_offset(rel, *size)),
-                );
+                        .filter_map(|(rel, size, at)| {
+                            super::chunks::parse_chunk(&dir, rel, *size, *at)
+                        })
+                        .collect(),
+                )
+                .iter()
+                .map(|c| c.size)
+                .sum();
                 out.push((
                     repo.clone(),
                     UploadInfo {

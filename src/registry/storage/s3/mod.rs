@@ -1,8 +1,9 @@
 //! Storage in an S3-compatible object store (AWS S3, Garage, MinIO, Ceph
 //! RGW...), through the `object_store` crate: the same keys as the
 //! filesystem backend ([`keys`]), uploads as one object per request body
-//! with their state in the bucket ([`uploads`]), listings for GC and the
-//! catalog ([`listing`]), tags ([`tags`]) and the GC lease ([`lease`]).
+//! with their state in the bucket ([`uploads`], [`chunks`]) streamed in
+//! parts ([`part_writer`]), listings for GC and the catalog ([`listing`]),
+//! tags ([`tags`]) and the GC lease ([`lease`]).
 //!
 //! Several regproxy instances may share a bucket: nothing about an upload
 //! or a tag lives only in one process. Every request to the store has a
@@ -11,10 +12,12 @@
 //! [`StorageError::Unavailable`] (503 `UNAVAILABLE` to the client, the cause
 //! in the log), never a hung request.
 
+mod chunks;
 mod keys;
 mod lease;
 mod listing;
 mod objects;
+mod part_writer;
 mod tags;
 mod uploads;
 
@@ -67,11 +70,13 @@ pub struct S3Target {
     pub redirect_endpoint: Option<String>,
 }
 
-/// An access key; `Debug` hides the secret.
+/// An access key; `Debug` hides the secret and the session token.
 #[derive(Clone)]
 pub struct S3Key {
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// The session token of temporary credentials (`AWS_SESSION_TOKEN`).
+    pub session_token: Option<String>,
 }
 
 impl std::fmt::Debug for S3Key {
@@ -112,14 +117,18 @@ impl S3Storage {
             ..RetryConfig::default()
         };
         let builder = |endpoint: &str| {
-            AmazonS3Builder::new()
+            let b = AmazonS3Builder::new()
                 .with_endpoint(endpoint)
                 .with_region(&s.region)
                 .with_bucket_name(&s.bucket)
                 .with_access_key_id(&key.access_key_id)
                 .with_secret_access_key(&key.secret_access_key)
                 .with_virtual_hosted_style_request(!s.path_style)
-                .with_allow_http(endpoint.starts_with("http://"))
+                .with_allow_http(endpoint.starts_with("http://"));
+            match &key.session_token {
+                Some(token) => b.with_token(token),
+                None => b,
+            }
         };
         let signer = match &s.redirect_endpoint {
             Some(e) => Some(Arc::new(

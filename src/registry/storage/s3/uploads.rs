@@ -1,189 +1,59 @@
-//! Uploads in the bucket. Each request body becomes its own object,
-//! `_uploads/<uuid>/chunks/<offset>`, streamed as a multipart upload of
-//! [`PART`]-byte parts (one part being filled, one being sent: about
-//! 2 × [`PART`] of memory per upload, whatever the body's size). A chunk is
-//! visible only once complete, so an instance killed mid-request leaves the
-//! upload as it was before that request. The upload's size is the sum of
-//! its contiguous chunks, listed from the bucket: any instance can take the
-//! next `PATCH` or the final `PUT`.
+//! Uploads in the bucket: `_uploads/<uuid>/startedat` as on disk, and one
+//! chunk per request body ([`super::chunks`]: its objects, and which chunk
+//! counts when two requests wrote one offset). The upload's size is the
+//! sum of its counted chunks, listed from the bucket, so any instance can
+//! take the next `PATCH` or the final `PUT`.
 //!
-//! The commit makes `blobs/.../data` by streaming the chunks in order
-//! into one multipart object, hashing them on the way, and completes it
-//! only if the digest matches; otherwise it is aborted and nothing becomes
-//! visible. It never trusts a hash taken earlier (in this process's memory,
-//! or before a server-side copy): on a shared bucket another instance may
-//! have rewritten a chunk since.
+//! A request streams its body into its own data object (never one another
+//! request wrote) and marks the chunk only once the body is complete: a
+//! body cut short, an instance killed mid-request or a request dropped by
+//! its client leaves the upload as it was. A request whose chunk does not
+//! count (the offset was taken first) deletes it and answers 416; one whose
+//! upload was deleted meanwhile (cancelled, or purged through another
+//! instance) deletes it and answers 404 `BLOB_UPLOAD_UNKNOWN`. While a
+//! request streams, a `writing/<token>` object (refreshed every
+//! [`WRITING_REFRESH`]) tells the purge of abandoned uploads, on any
+//! instance, that the upload is alive.
+//!
+//! The commit makes `blobs/.../data` by streaming the counted chunks in
+//! order into one multipart object, hashing them on the way, and completes
+//! it only if the digest matches; otherwise it is aborted and nothing
+//! becomes visible. It never trusts a hash taken earlier.
+
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use object_store::path::Path;
-use object_store::{MultipartUpload, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt};
 
+use super::chunks::{self, Chunk};
+use super::part_writer::{hash_off_reactor, PartWriter};
 use super::S3Storage;
 use crate::oci::digest::{Algorithm, Digest, Hasher};
 use crate::oci::names::{RepoName, UploadId};
 use crate::registry::storage::{Appended, ByteStream, Result, StorageError};
 
-/// Bytes per multipart part (S3's minimum for all but the last part).
-pub(super) const PART: usize = 5 << 20;
 /// Bytes hashed per hop to the blocking pool when reading chunks back.
 const HASH_BATCH: usize = 1 << 20;
-
-/// `chunks/<offset>` with its size, as `(offset, size)`.
-pub(super) fn chunk_offset(rel: &str, size: u64) -> Option<(u64, u64)> {
-    let offset = rel.strip_prefix("chunks/")?.parse::<u64>().ok()?;
-    Some((offset, size))
-}
-
-/// The chunks that follow each other from offset 0, in order.
-fn contiguous(chunks: impl Iterator<Item = (u64, u64)>) -> Vec<(u64, u64)> {
-    let mut all: Vec<(u64, u64)> = chunks.collect();
-    all.sort();
-    let mut end = 0;
-    let mut out = Vec::new();
-    for (offset, size) in all {
-        if offset == end && size > 0 {
-            end += size;
-            out.push((offset, size));
-        }
-    }
-    out
-}
-
-/// Bytes of an upload: the contiguous chunks' sizes.
-pub(super) fn contiguous_size(chunks: impl Iterator<Item = (u64, u64)>) -> u64 {
-    contiguous(chunks).iter().map(|(_, s)| s).sum()
-}
+/// How often a request streaming into an upload rewrites its
+/// `writing/<token>` object (an upload idle for less than twice this is
+/// never purged while a request writes to it).
+pub(super) const WRITING_REFRESH: Duration = Duration::from_secs(60);
 
 /// An upload as the bucket holds it.
 pub(super) struct UploadState {
     pub(super) size: u64,
-    /// `(offset, size)` of each chunk, in order.
-    chunks: Vec<(u64, u64)>,
+    /// The counted chunks, in order.
+    chunks: Vec<Chunk>,
+    /// Every chunk marker listed, counted or not.
+    all: Vec<Chunk>,
 }
 
-/// Hashes `bytes` on the blocking pool.
-async fn hash_off_reactor(mut h: Hasher, bytes: Bytes) -> Result<Hasher> {
-    tokio::task::spawn_blocking(move || {
-        h.update(&bytes);
-        h
-    })
-    .await
-    .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))
-}
-
-/// Streams bytes into one object: a single `PUT` if they fit in one part,
-/// else a multipart upload with one part in flight while the next fills.
-struct PartWriter<'a> {
-    s: &'a S3Storage,
-    key: Path,
-    buf: BytesMut,
-    upload: Option<Box<dyn MultipartUpload>>,
-    in_flight: Option<tokio::task::JoinHandle<object_store::Result<()>>>,
-    hasher: Option<Hasher>,
-    /// Bytes pushed so far.
-    written: u64,
-    /// Whether `buf`'s bytes are already hashed (see [`PartWriter::digest`]).
-    tail_hashed: bool,
-}
-
-impl<'a> PartWriter<'a> {
-    fn new(s: &'a S3Storage, key: Path, hasher: Option<Hasher>) -> PartWriter<'a> {
-        PartWriter {
-            s,
-            key,
-            buf: BytesMut::new(),
-            upload: None,
-            in_flight: None,
-            hasher,
-            written: 0,
-            tail_hashed: false,
-        }
-    }
-
-    async fn push(&mut self, bytes: &[u8]) -> Result<()> {
-        self.written += bytes.len() as u64;
-        self.buf.extend_from_slice(bytes);
-        while self.buf.len() >= PART {
-            let part = self.buf.split_to(PART).freeze();
-            self.send(part).await?;
-        }
-        Ok(())
-    }
-
-    async fn land(&mut self) -> Result<()> {
-        if let Some(f) = self.in_flight.take() {
-            match f.await {
-                Ok(r) => r.map_err(|e| self.s.fail(e))?,
-                Err(e) => return Err(StorageError::Io(std::io::Error::other(e.to_string()))),
-            }
-        }
-        Ok(())
-    }
-
-    async fn send(&mut self, part: Bytes) -> Result<()> {
-        if let Some(h) = self.hasher.take() {
-            self.hasher = Some(hash_off_reactor(h, part.clone()).await?);
-        }
-        if self.upload.is_none() {
-            let u = self
-                .s
-                .store
-                .put_multipart(&self.key)
-                .await
-                .map_err(|e| self.s.fail(e))?;
-            self.upload = Some(u);
-        }
-        self.land().await?;
-        if let Some(u) = self.upload.as_mut() {
-            self.in_flight = Some(tokio::spawn(u.put_part(PutPayload::from_bytes(part))));
-        }
-        Ok(())
-    }
-
-    /// Hashes what is buffered and returns the digest of everything pushed.
-    async fn digest(&mut self) -> Result<Option<Digest>> {
-        if !self.tail_hashed {
-            if let Some(h) = self.hasher.take() {
-                self.hasher = Some(hash_off_reactor(h, self.buf.clone().freeze()).await?);
-            }
-            self.tail_hashed = true;
-        }
-        Ok(self.hasher.clone().map(Hasher::finish))
-    }
-
-    /// Makes the object visible; gives back the size and the hash.
-    async fn complete(mut self) -> Result<(u64, Option<Hasher>)> {
-        self.digest().await?;
-        let tail = std::mem::take(&mut self.buf).freeze();
-        if self.upload.is_none() {
-            self.s.write(&self.key, tail).await?;
-            return Ok((self.written, self.hasher.take()));
-        }
-        self.land().await?;
-        if let Some(u) = self.upload.as_mut() {
-            if !tail.is_empty() {
-                u.put_part(PutPayload::from_bytes(tail))
-                    .await
-                    .map_err(|e| self.s.fail(e))?;
-            }
-            u.complete().await.map_err(|e| self.s.fail(e))?;
-        }
-        self.upload = None;
-        Ok((self.written, self.hasher.take()))
-    }
-
-    /// Drops what was sent: nothing becomes visible.
-    async fn abort(mut self) {
-        if let Some(f) = self.in_flight.take() {
-            f.abort();
-        }
-        if let Some(mut u) = self.upload.take() {
-            if let Err(e) = u.abort().await {
-                tracing::warn!(error = %e, "aborting a multipart upload failed; the store drops it later");
-            }
-        }
-    }
+fn vanished(id: UploadId) -> StorageError {
+    StorageError::UploadUnknown(format!(
+        "upload {id} is gone from the bucket (finished, cancelled, or purged through another instance)"
+    ))
 }
 
 impl S3Storage {
@@ -195,7 +65,7 @@ impl S3Storage {
             .await
     }
 
-    /// The upload's size and chunks; `None` if it does not exist.
+    /// The upload's size and counted chunks; `None` if it does not exist.
     pub(super) async fn upload_state(
         &self,
         repo: &RepoName,
@@ -207,38 +77,63 @@ impl S3Storage {
                 .await
                 .map_err(|e| self.fail(e))?;
         let mut started = false;
-        let mut chunks = Vec::new();
+        let mut all = Vec::new();
         for m in &objects {
             let Some(rel) = self.keys.relative(m.location.as_ref(), &dir) else {
                 continue;
             };
             if rel == "startedat" {
                 started = true;
-            } else if let Some(c) = chunk_offset(rel, m.size) {
-                chunks.push(c);
+            } else if let Some(c) = chunks::parse_chunk(&dir, rel, m.size, m.last_modified.into()) {
+                all.push(c);
             }
         }
         if !started {
             return Ok(None);
         }
-        let chunks = contiguous(chunks.into_iter());
+        let chunks = chunks::counted(all.clone());
         Ok(Some(UploadState {
-            size: chunks.iter().map(|(_, s)| s).sum(),
+            size: chunks.iter().map(|c| c.size).sum(),
             chunks,
+            all,
         }))
     }
 
-    /// Streams `body` into the chunk object at `offset`, hashing as it goes.
+    /// Streams `body` into a new chunk at `offset`, hashing as it goes.
     pub(super) async fn append(
         &self,
         repo: &RepoName,
         id: UploadId,
         offset: u64,
         hasher: Option<Hasher>,
-        mut body: ByteStream,
+        body: ByteStream,
     ) -> Result<Appended> {
-        let mut w = PartWriter::new(self, self.keys.upload_chunk(repo, id, offset), hasher);
-        let mut client_error = None;
+        let dir = self.keys.upload_dir(repo, id);
+        let token = chunks::new_token();
+        let writing = chunks::under(&dir, &chunks::writing_name(&token));
+        self.write(&writing, Bytes::new()).await?;
+        let result = self
+            .append_chunk(repo, id, offset, &token, hasher, body, &writing)
+            .await;
+        self.drop_objects(&[writing]).await;
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn append_chunk(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        offset: u64,
+        token: &str,
+        hasher: Option<Hasher>,
+        mut body: ByteStream,
+        writing: &Path,
+    ) -> Result<Appended> {
+        let dir = self.keys.upload_dir(repo, id);
+        let data = chunks::under(&dir, &chunks::data_name(offset, token));
+        let mut w = PartWriter::new(self, data.clone(), hasher);
+        let mut refreshed = Instant::now();
         loop {
             match body.next().await {
                 Some(Ok(bytes)) => {
@@ -246,11 +141,20 @@ impl S3Storage {
                         w.abort().await;
                         return Err(e);
                     }
+                    if refreshed.elapsed() >= WRITING_REFRESH {
+                        self.write(writing, Bytes::new()).await?;
+                        refreshed = Instant::now();
+                    }
                 }
                 Some(Err(e)) => {
-                    // What arrived before the failure is kept, as on disk.
-                    client_error = Some(e);
-                    break;
+                    // A cut body is not kept: its bytes may be a stale
+                    // copy of what a retry wrote through another instance.
+                    w.abort().await;
+                    return Ok(Appended {
+                        size: offset,
+                        hasher: None,
+                        client_error: Some(e),
+                    });
                 }
                 None => break,
             }
@@ -258,28 +162,58 @@ impl S3Storage {
         if w.written == 0 {
             return Ok(Appended {
                 size: offset,
-                hasher: w.hasher.take(),
-                client_error,
+                hasher: w.take_hasher(),
+                client_error: None,
             });
         }
         let (n, hasher) = w.complete().await?;
+        let marker = chunks::under(&dir, &chunks::marker_name(offset, n, token));
+        if let Err(e) = self.write(&marker, Bytes::new()).await {
+            self.drop_objects(&[data]).await;
+            return Err(e);
+        }
+        // Does the chunk count? Only now can it be compared with the
+        // chunks other requests completed meanwhile.
+        let Some(state) = self.upload_state(repo, id).await? else {
+            self.drop_objects(&[marker, data]).await;
+            return Err(vanished(id));
+        };
+        if !chunks::taken_alone(&state.chunks, &state.all, token) {
+            self.drop_objects(&[marker, data]).await;
+            return Err(StorageError::OffsetTaken {
+                start: offset,
+                size: state.size,
+            });
+        }
         Ok(Appended {
             size: offset + n,
             hasher,
-            client_error,
+            client_error: None,
         })
     }
 
-    /// Streams one chunk's bytes to `f` (in order).
+    /// Deletes objects of a request that did not count; a failure only
+    /// leaves an object the upload ignores (and its end removes).
+    async fn drop_objects(&self, keys: &[Path]) {
+        for key in keys {
+            match self.store.delete(key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => tracing::warn!(error = %e, "deleting an upload object failed"),
+            }
+        }
+    }
+
+    /// One chunk's bytes, in order.
     async fn stream_chunk(
         &self,
-        repo: &RepoName,
         id: UploadId,
-        offset: u64,
+        chunk: &Chunk,
     ) -> Result<futures_util::stream::BoxStream<'static, object_store::Result<Bytes>>> {
-        let key = self.keys.upload_chunk(repo, id, offset);
-        let got = self.store.get(&key).await.map_err(|e| self.fail(e))?;
-        Ok(got.into_stream())
+        match self.store.get(&chunk.data).await {
+            Ok(got) => Ok(got.into_stream()),
+            Err(object_store::Error::NotFound { .. }) => Err(vanished(id)),
+            Err(e) => Err(self.fail(e)),
+        }
     }
 
     pub(super) async fn upload_hash_impl(
@@ -291,11 +225,11 @@ impl S3Storage {
         let state = self
             .upload_state(repo, id)
             .await?
-            .ok_or_else(|| StorageError::Corrupt(format!("upload {id} vanished")))?;
+            .ok_or_else(|| vanished(id))?;
         let mut h = alg.hasher();
         let mut batch = BytesMut::new();
-        for (offset, _) in &state.chunks {
-            let mut s = self.stream_chunk(repo, id, *offset).await?;
+        for chunk in &state.chunks {
+            let mut s = self.stream_chunk(id, chunk).await?;
             while let Some(b) = s.next().await {
                 batch.extend_from_slice(&b.map_err(|e| self.fail(e))?);
                 if batch.len() >= HASH_BATCH {
@@ -311,8 +245,8 @@ impl S3Storage {
     /// content hashes to `digest` (else the actual digest is returned and
     /// nothing changes). The bytes are hashed on their way into the blob,
     /// never before a server-side copy: on a shared bucket another instance
-    /// may rewrite a chunk between a hash and a copy, and an in-memory hash
-    /// of what this instance received proves nothing about what the bucket
+    /// may add a chunk between a hash and a copy, and an in-memory hash of
+    /// what this instance received proves nothing about what the bucket
     /// holds now.
     pub(super) async fn commit(
         &self,
@@ -324,11 +258,10 @@ impl S3Storage {
         let state = self
             .upload_state(repo, id)
             .await?
-            .ok_or_else(|| StorageError::Corrupt(format!("upload {id} vanished")))?;
+            .ok_or_else(|| vanished(id))?;
         let blob = self.keys.blob_data(digest);
         let exists = self.size_of(&blob).await?.is_some();
-        let stream_copy = !exists && !state.chunks.is_empty();
-        if !stream_copy {
+        if exists || state.chunks.is_empty() {
             // Nothing to copy (an empty upload, or the blob is there): the
             // client's claim is still checked.
             let (_, actual) = self.upload_hash_impl(repo, id, alg).await?;
@@ -337,27 +270,26 @@ impl S3Storage {
             }
         }
         if !exists {
-            match state.chunks.as_slice() {
-                [] => self.write(&blob, Bytes::new()).await?,
-                chunks => {
-                    let mut w = PartWriter::new(self, blob.clone(), Some(alg.hasher()));
-                    if let Err(e) = self.copy_chunks(repo, id, chunks, &mut w).await {
+            if state.chunks.is_empty() {
+                self.write(&blob, Bytes::new()).await?;
+            } else {
+                let mut w = PartWriter::new(self, blob.clone(), Some(alg.hasher()));
+                if let Err(e) = self.copy_chunks(id, &state.chunks, &mut w).await {
+                    w.abort().await;
+                    return Err(e);
+                }
+                match w.digest().await {
+                    Ok(Some(actual)) if &actual != digest => {
+                        w.abort().await;
+                        return Ok(Some(actual));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
                         w.abort().await;
                         return Err(e);
                     }
-                    match w.digest().await {
-                        Ok(Some(actual)) if &actual != digest => {
-                            w.abort().await;
-                            return Ok(Some(actual));
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            w.abort().await;
-                            return Err(e);
-                        }
-                    }
-                    w.complete().await?;
                 }
+                w.complete().await?;
             }
         }
         self.write_link(&self.keys.layer_link(repo, digest), digest)
@@ -368,34 +300,16 @@ impl S3Storage {
 
     async fn copy_chunks(
         &self,
-        repo: &RepoName,
         id: UploadId,
-        chunks: &[(u64, u64)],
+        chunks: &[Chunk],
         w: &mut PartWriter<'_>,
     ) -> Result<()> {
-        for (offset, _) in chunks {
-            let mut s = self.stream_chunk(repo, id, *offset).await?;
+        for chunk in chunks {
+            let mut s = self.stream_chunk(id, chunk).await?;
             while let Some(b) = s.next().await {
                 w.push(&b.map_err(|e| self.fail(e))?).await?;
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn size_counts_only_contiguous_chunks() {
-        let c = [(10, 5), (0, 10), (30, 1), (15, 0)];
-        assert_eq!(contiguous(c.into_iter()), vec![(0, 10), (10, 5)]);
-        assert_eq!(contiguous_size(c.into_iter()), 15);
-        assert_eq!(
-            chunk_offset("chunks/00000000000000000042", 3),
-            Some((42, 3))
-        );
-        assert_eq!(chunk_offset("startedat", 3), None);
     }
 }

@@ -1,0 +1,174 @@
+//! Streaming bytes into one object: a single `PUT` if they fit in one
+//! [`PART`], else a multipart upload with one part in flight while the
+//! next fills (about 2 × [`PART`] of memory, whatever the size), hashed on
+//! the way if asked.
+//!
+//! A writer that is dropped before [`PartWriter::complete`] or
+//! [`PartWriter::abort`] (the client went away and hyper dropped the
+//! request's future) aborts its multipart upload from a spawned task, so
+//! no incomplete upload is left taking space in the bucket while the
+//! instance lives.
+
+use bytes::{Bytes, BytesMut};
+use object_store::path::Path;
+use object_store::{MultipartUpload, ObjectStoreExt, PutPayload};
+
+use super::S3Storage;
+use crate::oci::digest::{Digest, Hasher};
+use crate::registry::storage::{Result, StorageError};
+
+/// Bytes per multipart part (S3's minimum for all but the last part).
+pub(super) const PART: usize = 5 << 20;
+
+/// Hashes `bytes` on the blocking pool.
+pub(super) async fn hash_off_reactor(mut h: Hasher, bytes: Bytes) -> Result<Hasher> {
+    tokio::task::spawn_blocking(move || {
+        h.update(&bytes);
+        h
+    })
+    .await
+    .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))
+}
+
+pub(super) struct PartWriter<'a> {
+    s: &'a S3Storage,
+    key: Path,
+    buf: BytesMut,
+    upload: Option<Box<dyn MultipartUpload>>,
+    in_flight: Option<tokio::task::JoinHandle<object_store::Result<()>>>,
+    hasher: Option<Hasher>,
+    /// Bytes pushed so far.
+    pub(super) written: u64,
+    /// Whether `buf`'s bytes are already hashed (see [`PartWriter::digest`]).
+    tail_hashed: bool,
+}
+
+impl<'a> PartWriter<'a> {
+    pub(super) fn new(s: &'a S3Storage, key: Path, hasher: Option<Hasher>) -> PartWriter<'a> {
+        PartWriter {
+            s,
+            key,
+            buf: BytesMut::new(),
+            upload: None,
+            in_flight: None,
+            hasher,
+            written: 0,
+            tail_hashed: false,
+        }
+    }
+
+    pub(super) async fn push(&mut self, bytes: &[u8]) -> Result<()> {
+        self.written += bytes.len() as u64;
+        self.buf.extend_from_slice(bytes);
+        while self.buf.len() >= PART {
+            let part = self.buf.split_to(PART).freeze();
+            self.send(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn land(&mut self) -> Result<()> {
+        if let Some(f) = self.in_flight.take() {
+            match f.await {
+                Ok(r) => r.map_err(|e| self.s.fail(e))?,
+                Err(e) => return Err(StorageError::Io(std::io::Error::other(e.to_string()))),
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, part: Bytes) -> Result<()> {
+        if let Some(h) = self.hasher.take() {
+            self.hasher = Some(hash_off_reactor(h, part.clone()).await?);
+        }
+        if self.upload.is_none() {
+            let u = self
+                .s
+                .store
+                .put_multipart(&self.key)
+                .await
+                .map_err(|e| self.s.fail(e))?;
+            self.upload = Some(u);
+        }
+        self.land().await?;
+        if let Some(u) = self.upload.as_mut() {
+            self.in_flight = Some(tokio::spawn(u.put_part(PutPayload::from_bytes(part))));
+        }
+        Ok(())
+    }
+
+    /// The hasher, when nothing was pushed.
+    pub(super) fn take_hasher(&mut self) -> Option<Hasher> {
+        self.hasher.take()
+    }
+
+    /// Hashes what is buffered and returns the digest of everything pushed.
+    pub(super) async fn digest(&mut self) -> Result<Option<Digest>> {
+        if !self.tail_hashed {
+            if let Some(h) = self.hasher.take() {
+                self.hasher = Some(hash_off_reactor(h, self.buf.clone().freeze()).await?);
+            }
+            self.tail_hashed = true;
+        }
+        Ok(self.hasher.clone().map(Hasher::finish))
+    }
+
+    /// Makes the object visible; gives back the size and the hash.
+    pub(super) async fn complete(mut self) -> Result<(u64, Option<Hasher>)> {
+        self.digest().await?;
+        let tail = std::mem::take(&mut self.buf).freeze();
+        if self.upload.is_none() {
+            self.s.write(&self.key, tail).await?;
+            return Ok((self.written, self.hasher.take()));
+        }
+        self.land().await?;
+        if let Some(u) = self.upload.as_mut() {
+            if !tail.is_empty() {
+                u.put_part(PutPayload::from_bytes(tail))
+                    .await
+                    .map_err(|e| self.s.fail(e))?;
+            }
+            u.complete().await.map_err(|e| self.s.fail(e))?;
+        }
+        self.upload = None;
+        Ok((self.written, self.hasher.take()))
+    }
+
+    /// Drops what was sent: nothing becomes visible.
+    pub(super) async fn abort(mut self) {
+        if let Some(f) = self.in_flight.take() {
+            f.abort();
+        }
+        if let Some(mut u) = self.upload.take() {
+            if let Err(e) = u.abort().await {
+                tracing::warn!(error = %e, "aborting a multipart upload failed; the store drops it later");
+            }
+        }
+    }
+}
+
+impl Drop for PartWriter<'_> {
+    /// Dropped unfinished (the request's future was dropped): the part in
+    /// flight is cancelled and the multipart upload aborted in the
+    /// background.
+    fn drop(&mut self) {
+        if let Some(f) = self.in_flight.take() {
+            f.abort();
+        }
+        let Some(mut u) = self.upload.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if let Err(e) = u.abort().await {
+                        tracing::warn!(error = %e, "aborting a dropped multipart upload failed; the store drops it later");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(
+                "a multipart upload was dropped outside the runtime; the store drops it later"
+            ),
+        }
+    }
+}
