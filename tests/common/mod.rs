@@ -24,6 +24,7 @@ mod containerd;
 mod distribution;
 mod dockerd;
 mod garage;
+mod garage_cluster;
 mod http;
 mod images;
 mod inproc;
@@ -47,7 +48,8 @@ pub use compose::{assert_static_executable, build_static_binary, compose_dir, Co
 pub use containerd::{hosts_dir, Containerd};
 pub use distribution::Distribution;
 pub use dockerd::Dockerd;
-pub use garage::{garage_binary, Garage, GARAGE_DEFAULT};
+pub use garage::{garage_binary, Garage, GarageNode, GARAGE_DEFAULT};
+pub use garage_cluster::GarageCluster;
 pub use http::{http_get, http_request, http_request_as, HttpResponse};
 pub use images::{
     assert_same_file, gzip_stored, make_build_context, make_rootfs, random_bytes, sha256_hex,
