@@ -88,6 +88,15 @@ fn open(
 }
 
 fn storage_failed(e: StorageError) -> CliError {
+    // An object store's error carries its own hint (`; hint: ...`).
+    if let StorageError::Unavailable(msg) = &e {
+        if let Some((m, hint)) = msg.split_once("; hint: ") {
+            return CliError::new(
+                format!("reading or changing storage failed: storage is unavailable: {m}"),
+                hint.to_string(),
+            );
+        }
+    }
     let hint = match e {
         StorageError::Corrupt(_) => {
             "the collection stopped before its sweep; fix or remove what the message names, then run it again"

@@ -437,6 +437,9 @@ impl Storage for S3Storage {
                 StorageError::Unavailable(m) => m,
                 other => other.to_string(),
             };
+            if msg.contains("; hint: ") {
+                return StorageError::Unavailable(msg);
+            }
             let hint = hint_for(&msg);
             StorageError::Unavailable(format!("{msg}; hint: {hint}"))
         })

@@ -13,9 +13,13 @@ use crate::oci::digest::Digest;
 use crate::registry::storage::{Result, StorageError};
 
 impl S3Storage {
-    /// Any store error but "not found", with where it happened.
+    /// Any store error but "not found", with where it happened and what
+    /// the operator should check (`; hint: ...`, which the log line of the
+    /// failed request and the CLI show; the client gets only `UNAVAILABLE`).
     pub(super) fn fail(&self, e: object_store::Error) -> StorageError {
-        StorageError::Unavailable(format!("{}: {e}", self.place))
+        let msg = format!("{}: {e}", self.place);
+        let hint = hint_for(&msg);
+        StorageError::Unavailable(format!("{msg}; hint: {hint}"))
     }
 
     /// Called on a "not found": S3 answers 404 both for a missing key and
@@ -119,6 +123,12 @@ pub fn hint_for(error: &str) -> &'static str {
         || lower.contains("forbidden")
     {
         "the store refused the key: check the access key and secret (storage.s3.credentials_file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that the key may read and write the bucket"
+    } else if status(&lower, "503 service unavailable", "503")
+        || ["serviceunavailable", "slowdown", "could not reach quorum"]
+            .iter()
+            .any(|w| lower.contains(w))
+    {
+        "the store answered but cannot serve (503 Service Unavailable; with Garage: fewer nodes up than its quorum, see `garage status`): bring the store's nodes back, then retry"
     } else if [
         "connect",
         "timed out",
@@ -164,5 +174,21 @@ mod tests {
         assert!(hint_for(refused).starts_with("the store refused the key"));
         let wrong_path = "Server returned non-2xx status code: 404 Not Found: ";
         assert!(hint_for(wrong_path).starts_with("the bucket (or the endpoint's path)"));
+    }
+
+    #[test]
+    fn a_store_without_quorum_is_told_apart_from_one_that_does_not_answer() {
+        // Garage with two of three nodes down ("Not connected" must not
+        // read as a connection failure to the store itself).
+        let garage = "S3 bucket registry at http://127.0.0.1:3900: Generic S3 error: \
+            Server returned non-2xx status code: 503 Service Unavailable: <Error><Code>ServiceUnavailable</Code>\
+            <Message>Internal error: Could not reach quorum of 2. [\"Network error: Not connected: dcbc\"]</Message></Error>";
+        assert!(hint_for(garage).starts_with("the store answered but cannot serve"));
+        let refused = "S3 bucket b at http://127.0.0.1:1: Generic S3 error: error sending request: \
+            client error (Connect): tcp connect error: Connection refused";
+        assert!(hint_for(refused).starts_with("the store did not answer"));
+        // A digest that happens to hold "503" is not a 503.
+        let other = "S3 bucket b at http://h: blobs/sha256/50/503aa/data: 404 Not Found";
+        assert!(!hint_for(other).contains("cannot serve"));
     }
 }
