@@ -2,7 +2,8 @@
 //! SHA-256 speed (the sha2 crate regproxy uses), AES-128-GCM speed
 //! (`openssl speed`), writing a large file with fsync in the work
 //! directory's filesystem, and nginx serving a static file over TLS with
-//! the registries' certificate to this program's client.
+//! the registries' certificate to this program's client; with `--s3`, the
+//! Garage node's own multipart PUT and GET speed.
 
 use std::fs::File;
 use std::io::Write;
@@ -36,6 +37,10 @@ pub struct Limits {
     pub disk_fsync_mbps: f64,
     pub nginx_tls_mbps: f64,
     pub nginx_protocol: String,
+    /// `--s3`: one multipart PUT / one GET of the large blob, straight to
+    /// Garage with the `object_store` crate (0 on the filesystem).
+    pub s3_put_mbps: f64,
+    pub s3_get_mbps: f64,
 }
 
 pub fn machine() -> Machine {
@@ -84,6 +89,10 @@ pub fn measure(rt: &tokio::runtime::Runtime, setup: &Setup, p: &Params) -> Res<L
     let (mbps, proto) = nginx_speed(rt, setup, p)?;
     l.nginx_tls_mbps = mbps;
     l.nginx_protocol = proto.into();
+    if let Some(s3) = &setup.s3 {
+        let blob = Pool::new(4 << 20).blob(777, p.big_size);
+        (l.s3_put_mbps, l.s3_get_mbps) = s3.speed(rt, &blob)?;
+    }
     eprintln!("compare: limits {l:?}");
     Ok(l)
 }
@@ -103,6 +112,8 @@ impl Limits {
             disk_fsync_mbps: self.disk_fsync_mbps.max(other.disk_fsync_mbps),
             nginx_tls_mbps: nginx.nginx_tls_mbps,
             nginx_protocol: nginx.nginx_protocol.clone(),
+            s3_put_mbps: self.s3_put_mbps.max(other.s3_put_mbps),
+            s3_get_mbps: self.s3_get_mbps.max(other.s3_get_mbps),
         }
     }
 }

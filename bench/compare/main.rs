@@ -7,7 +7,11 @@
 //! `<date>-<commit>.{txt,json}` results go; default `bench/results` for a
 //! full run, nowhere for `--quick`), `--work DIR` (where data directories
 //! live; its filesystem is the one measured; default the system temp dir),
-//! `--profile DIR` (perf profiles of regproxy's phases in round 1).
+//! `--profile DIR` (perf profiles of regproxy's phases in round 1),
+//! `--s3` (both registries store in one Garage 2.5 node on loopback, a
+//! fresh bucket per server start, instead of a data directory: figures 1-4,
+//! 6 and 7 with smaller sizes, and the store's own PUT/GET speed as the
+//! limit; results go to `<date>-<commit>-s3.{txt,json}`).
 //!
 //! `cargo test` runs this binary without `--bench`: then it runs the quick
 //! mode against the debug build and writes no results, so the benchmark
@@ -29,6 +33,7 @@ mod profile;
 mod report;
 mod servers;
 mod skopeo;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +61,8 @@ impl<T, E: std::fmt::Display> Ctx<T> for Result<T, E> {
 #[derive(Debug, Clone)]
 pub struct Params {
     pub quick: bool,
+    /// `--s3`: on a Garage node instead of the filesystem.
+    pub s3: bool,
     pub rounds: usize,
     /// Figure 1: concurrent monolithic uploads and the size of each.
     pub concurrent: usize,
@@ -83,6 +90,7 @@ impl Params {
     fn full(rounds: usize) -> Params {
         Params {
             quick: false,
+            s3: false,
             rounds,
             concurrent: 32,
             concurrent_size: 256 * MIB,
@@ -102,6 +110,7 @@ impl Params {
     fn quick(rounds: usize) -> Params {
         Params {
             quick: true,
+            s3: false,
             rounds,
             concurrent: 4,
             concurrent_size: 4 * MIB,
@@ -115,6 +124,21 @@ impl Params {
             trickle_secs: 3,
             probes: 20,
             profile: None,
+        }
+    }
+}
+
+impl Params {
+    /// `--s3` full mode: a quarter of the filesystem sizes (one Garage node
+    /// on the same two cores moves a few hundred MB/s at best), the same
+    /// skopeo image.
+    fn s3(rounds: usize) -> Params {
+        Params {
+            s3: true,
+            concurrent: 8,
+            concurrent_size: 64 * MIB,
+            big_size: 256 * MIB,
+            ..Params::full(rounds)
         }
     }
 }
@@ -135,11 +159,13 @@ fn parse_args() -> Res<Options> {
     let mut out = None;
     let mut work = None;
     let mut profile = None;
+    let mut s3 = false;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--bench" => {}
             "--quick" => quick = true,
+            "--s3" => s3 = true,
             "--rounds" => {
                 let n = it.next().ok_or("--rounds needs a number")?;
                 rounds = Some(n.parse::<usize>().ctx("--rounds")?.clamp(1, 10));
@@ -156,13 +182,18 @@ fn parse_args() -> Res<Options> {
             other => {
                 return Err(format!(
                     "unknown argument `{other}`\nhint: cargo bench --bench compare -- \
-                     [--quick] [--rounds N] [--out DIR] [--work DIR] [--profile DIR]"
+                     [--quick] [--s3] [--rounds N] [--out DIR] [--work DIR] [--profile DIR]"
                 ))
             }
         }
     }
     let mut params = if quick {
-        Params::quick(rounds.unwrap_or(1))
+        Params {
+            s3,
+            ..Params::quick(rounds.unwrap_or(1))
+        }
+    } else if s3 {
+        Params::s3(rounds.unwrap_or(2))
     } else {
         Params::full(rounds.unwrap_or(2))
     };
@@ -195,11 +226,12 @@ fn run() -> Res<()> {
         .build()
         .ctx("start the tokio runtime")?;
 
-    let setup = Setup::new(opts.work.as_deref())?;
+    let setup = Setup::new(opts.work.as_deref(), p.s3)?;
     let mut report = Report::new(&p, limits::machine());
     eprintln!(
-        "compare: {} mode, {} round(s), regproxy {}, work dir {}",
+        "compare: {} mode{}, {} round(s), regproxy {}, work dir {}",
         if p.quick { "quick" } else { "full" },
+        if p.s3 { " on S3 (one Garage node)" } else { "" },
         p.rounds,
         servers::regproxy_bin().display(),
         setup.root().display()

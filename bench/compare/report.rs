@@ -157,7 +157,7 @@ impl Report {
     /// final (see `main`): the monolithic upload against the disk, the
     /// download against nginx.
     pub fn add_limit_rows(&mut self) {
-        let rows: [(&str, &str, &str, f64); 2] = [
+        let mut rows: Vec<(&str, &str, &str, f64)> = vec![
             (
                 "mono_vs_disk",
                 "2 monolithic upload / disk write+fsync limit",
@@ -171,6 +171,22 @@ impl Report {
                 self.limits.nginx_tls_mbps,
             ),
         ];
+        if self.params.s3 {
+            rows.extend([
+                (
+                    "mono_vs_s3_put",
+                    "2 monolithic upload / Garage multipart PUT limit",
+                    "mono_mbps",
+                    self.limits.s3_put_mbps,
+                ),
+                (
+                    "download_vs_s3_get",
+                    "4 download / Garage GET limit",
+                    "download_mbps",
+                    self.limits.s3_get_mbps,
+                ),
+            ]);
+        }
         for (key, label, of, limit) in rows {
             let mut fig = Figure::new(key, label, "x", Better::Higher);
             for kind in Kind::BOTH {
@@ -225,6 +241,15 @@ impl Report {
              disk write+fsync {:.0} MB/s, nginx static TLS download {:.0} MB/s ({})",
             l.sha256_mbps, l.aes_gcm_mbps, l.disk_fsync_mbps, l.nginx_tls_mbps, l.nginx_protocol
         );
+        if p.s3 {
+            let _ = writeln!(
+                s,
+                "storage: S3 -- both registries on one Garage 2.5.0 node on loopback (sqlite metadata, \
+                 data in the work dir, same cores), a fresh bucket per server start; \
+                 Garage alone: multipart PUT {:.0} MB/s, GET {:.0} MB/s (object_store crate, one stream)",
+                l.s3_put_mbps, l.s3_get_mbps
+            );
+        }
         let _ = writeln!(
             s,
             "each figure: {} round(s) of regproxy then Distribution (A B A B), best run shown \
@@ -291,6 +316,7 @@ impl Report {
             "commit": self.commit,
             "date": self.date,
             "quick": self.params.quick,
+            "storage": if self.params.s3 { "s3 (garage 2.5.0, one node)" } else { "filesystem" },
             "params": format!("{:?}", self.params),
             "machine": self.machine,
             "limits": self.limits,
@@ -306,7 +332,8 @@ impl Report {
         std::fs::create_dir_all(dir).ctx(format!("create {}", dir.display()))?;
         let day = self.date.get(..10).unwrap_or("unknown-date");
         let commit = self.commit.trim_end_matches("-dirty");
-        let base = dir.join(format!("{day}-{commit}"));
+        let store = if self.params.s3 { "-s3" } else { "" };
+        let base = dir.join(format!("{day}-{commit}{store}"));
         let txt = base.with_extension("txt");
         let json = base.with_extension("json");
         std::fs::write(&txt, text).ctx(format!("write {}", txt.display()))?;

@@ -1,9 +1,10 @@
 //! The servers under test and their shared setup: one certificate (made by
 //! `regproxy gen-cert`) and one htpasswd file (bcrypt cost 5, Apache
 //! `htpasswd -B`'s default) for both registries; regproxy and CNCF
-//! Distribution with TLS and logins, or plain (no TLS, no logins); nginx
-//! serving a static file over TLS. Every process lives in a guard that stops
-//! it by pid when dropped, also on error.
+//! Distribution with TLS and logins, or plain (no TLS, no logins), on a
+//! fresh data directory or (`--s3`) a fresh bucket of one Garage node;
+//! nginx serving a static file over TLS. Every process lives in a guard
+//! that stops it by pid when dropped, also on error.
 
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 use crate::common::{free_port, run, tail_file, Proc, Regproxy};
+use crate::store::S3Store;
 use crate::{Ctx, Res};
 
 /// Debian packages the benchmark drives: (command, package).
@@ -91,10 +93,12 @@ pub struct Setup {
     pub ca_dir: PathBuf,
     pub htpasswd: PathBuf,
     pub password: String,
+    /// `--s3`: the Garage node both registries store in.
+    pub s3: Option<S3Store>,
 }
 
 impl Setup {
-    pub fn new(work: Option<&Path>) -> Res<Setup> {
+    pub fn new(work: Option<&Path>, s3: bool) -> Res<Setup> {
         let mut b = tempfile::Builder::new();
         b.prefix("regproxy-bench-");
         let dir = match work {
@@ -149,6 +153,7 @@ impl Setup {
             ca_dir,
             htpasswd,
             password,
+            s3: s3.then(S3Store::start),
         })
     }
 
@@ -260,24 +265,32 @@ impl Server {
 }
 
 fn start_regproxy(mode: Mode, setup: &Setup, data: tempfile::TempDir) -> Res<Server> {
-    let proc = match mode {
-        Mode::Plain => Regproxy::start(data.path(), &[]),
-        Mode::Secure => {
-            let config = data.path().join("proxy.yaml");
+    let storage = match &setup.s3 {
+        Some(s3) => s3.regproxy_yaml(&s3.fresh_bucket(Kind::Regproxy), data.path()),
+        None => format!(
+            "storage:\n  filesystem:\n    root: {}/root\n",
+            data.path().display()
+        ),
+    };
+    let proc = match (mode, &setup.s3) {
+        (Mode::Plain, None) => Regproxy::start(data.path(), &[]),
+        (Mode::Plain, Some(_)) => {
             let yaml = format!(
-                "listen: 127.0.0.1:0\n\
-                 storage:\n  filesystem:\n    root: {data}/root\n\
+                "listen: 127.0.0.1:0\n{storage}tls:\n  enabled: false\nauth:\n  enabled: false\n"
+            );
+            start_regproxy_config(data.path(), &yaml)?
+        }
+        (Mode::Secure, _) => {
+            let yaml = format!(
+                "listen: 127.0.0.1:0\n{storage}\
                  tls:\n  enabled: true\n  dir: {certs}\n\
                  auth:\n  enabled: true\n  htpasswd: {htpasswd}\n  challenge: token\n  \
                  token:\n    key: {root}/token.key\n",
-                data = data.path().display(),
                 certs = setup.certs.display(),
                 htpasswd = setup.htpasswd.display(),
                 root = setup.root().display(),
             );
-            fs::write(&config, yaml).ctx("write proxy.yaml")?;
-            let args = ["serve".into(), "--config".into(), config.into_os_string()];
-            Regproxy::start_with_args(&args)
+            start_regproxy_config(data.path(), &yaml)?
         }
     };
     Ok(Server {
@@ -290,15 +303,32 @@ fn start_regproxy(mode: Mode, setup: &Setup, data: tempfile::TempDir) -> Res<Ser
     })
 }
 
+/// `regproxy serve --config DIR/proxy.yaml` with `yaml`.
+fn start_regproxy_config(dir: &Path, yaml: &str) -> Res<Regproxy> {
+    let config = dir.join("proxy.yaml");
+    fs::write(&config, yaml).ctx("write proxy.yaml")?;
+    let args = ["serve".into(), "--config".into(), config.into_os_string()];
+    Ok(Regproxy::start_with_args(&args))
+}
+
 fn start_distribution(mode: Mode, setup: &Setup, data: tempfile::TempDir) -> Res<Server> {
     let config = data.path().join("config.yml");
     let log = data.path().join("distribution.log");
+    let storage = match &setup.s3 {
+        Some(s3) => s3.distribution_yaml(&s3.fresh_bucket(Kind::Distribution)),
+        None => format!(
+            "storage:\n  cache:\n    blobdescriptor: inmemory\n  \
+             filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+             maintenance:\n    uploadpurging:\n      enabled: false\n",
+            data.path().join("root").display()
+        ),
+    };
     let mut last = String::new();
     // Distribution cannot bind port 0 and report it: probe a free port and
     // retry if another process took it meanwhile.
     for _ in 0..5 {
         let port = free_port();
-        fs::write(&config, distribution_yaml(mode, setup, data.path(), port))
+        fs::write(&config, distribution_yaml(mode, setup, &storage, port))
             .ctx("write config.yml")?;
         let out = fs::File::create(&log).ctx("create the Distribution log")?;
         let err = out.try_clone().ctx("clone the log handle")?;
@@ -347,16 +377,14 @@ fn start_distribution(mode: Mode, setup: &Setup, data: tempfile::TempDir) -> Res
 }
 
 /// registry:2's default configuration (in-memory blob descriptor cache,
-/// info logs), on loopback, with TLS and htpasswd logins in `Secure` mode.
-fn distribution_yaml(mode: Mode, setup: &Setup, data: &Path, port: u16) -> String {
+/// info logs) on `storage`, on loopback, with TLS and htpasswd logins in
+/// `Secure` mode.
+fn distribution_yaml(mode: Mode, setup: &Setup, storage: &str, port: u16) -> String {
     let mut y = format!(
         "version: 0.1\n\
          log:\n  fields:\n    service: registry\n\
-         storage:\n  cache:\n    blobdescriptor: inmemory\n  \
-         filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n  \
-         maintenance:\n    uploadpurging:\n      enabled: false\n\
+         {storage}\
          http:\n  addr: 127.0.0.1:{port}\n  secret: {secret}\n",
-        root = data.join("root").display(),
         secret = hex::encode(rand::random::<[u8; 16]>()),
     );
     if mode == Mode::Secure {

@@ -145,40 +145,9 @@ pub fn run_all(
     );
     report.figures.push(down_f);
 
-    let mut bearer_f = Figure::new(
-        "v2_bearer_rps",
-        "5 GET /v2/, TLS, Bearer (Distribution: Basic, no token service)",
-        "req/s",
-        Better::Higher,
-    );
-    let mut basic_f = Figure::new(
-        "v2_basic_rps",
-        "5 GET /v2/, TLS, Basic",
-        "req/s",
-        Better::Higher,
-    );
-    for round in 0..p.rounds {
-        for kind in Kind::BOTH {
-            step(
-                kind,
-                round,
-                "figure 5: GET /v2/ with Bearer and Basic (wrk)",
-            );
-            let server = Server::start(kind, Mode::Secure, setup)?;
-            let t = target(&server, setup, &tls);
-            let prof = Profile::start(p, kind, round, server.pid(), "5-bearer-and-basic")?;
-            let a = requests::auth(rt, &server, &t, &setup.basic(), p)?;
-            prof.finish()?;
-            let (b, cpu) = a.bearer.unwrap_or(a.basic);
-            bearer_f.push(kind, b, cpu);
-            basic_f.push(kind, a.basic.0, a.basic.1);
-            eprintln!("compare:   bearer {:.0}, basic {:.0} req/s", b, a.basic.0);
-        }
+    if !p.s3 {
+        figure5(rt, setup, p, &tls, report)?;
     }
-    report.figures.extend([bearer_f, basic_f]);
-    report.derived("bearer_vs_basic", "5 Bearer / Basic", |r, k| {
-        Some(r.best("v2_bearer_rps", k)? / r.best("v2_basic_rps", k)?)
-    });
 
     let mut man_f = Figure::new(
         "manifest_rps",
@@ -267,6 +236,81 @@ pub fn run_all(
         .figures
         .extend([push_f, push_cpu_f, pull_f, pull_cpu_f]);
 
+    if !p.s3 {
+        figure8(rt, setup, p, &tls, report)?;
+    }
+    report.notes.push(
+        "figures 1-4: TLS with Basic logins for both (regproxy caches the bcrypt check, \
+         Distribution runs bcrypt, cost 5, on every request); 5: wrk -t2 over TLS, HTTP/1.1 keep-alive; \
+         6 and 8: plain HTTP without logins; 7: skopeo over TLS with the CA and --creds \
+         (regproxy: token service; Distribution: Basic)"
+            .into(),
+    );
+    if p.s3 {
+        report.notes.push(
+            "S3 mode: figures 5 (no storage involved) and 8 (a thousand open uploads on one \
+             Garage node) are not run; sizes are smaller than on the filesystem"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Figure 5: `GET /v2/` with Bearer and Basic (storage plays no part:
+/// not run with `--s3`).
+fn figure5(
+    rt: &tokio::runtime::Runtime,
+    setup: &Setup,
+    p: &Params,
+    tls: &Option<std::sync::Arc<rustls::ClientConfig>>,
+    report: &mut Report,
+) -> Res<()> {
+    let mut bearer_f = Figure::new(
+        "v2_bearer_rps",
+        "5 GET /v2/, TLS, Bearer (Distribution: Basic, no token service)",
+        "req/s",
+        Better::Higher,
+    );
+    let mut basic_f = Figure::new(
+        "v2_basic_rps",
+        "5 GET /v2/, TLS, Basic",
+        "req/s",
+        Better::Higher,
+    );
+    for round in 0..p.rounds {
+        for kind in Kind::BOTH {
+            step(
+                kind,
+                round,
+                "figure 5: GET /v2/ with Bearer and Basic (wrk)",
+            );
+            let server = Server::start(kind, Mode::Secure, setup)?;
+            let t = target(&server, setup, tls);
+            let prof = Profile::start(p, kind, round, server.pid(), "5-bearer-and-basic")?;
+            let a = requests::auth(rt, &server, &t, &setup.basic(), p)?;
+            prof.finish()?;
+            let (b, cpu) = a.bearer.unwrap_or(a.basic);
+            bearer_f.push(kind, b, cpu);
+            basic_f.push(kind, a.basic.0, a.basic.1);
+            eprintln!("compare:   bearer {:.0}, basic {:.0} req/s", b, a.basic.0);
+        }
+    }
+    report.figures.extend([bearer_f, basic_f]);
+    report.derived("bearer_vs_basic", "5 Bearer / Basic", |r, k| {
+        Some(r.best("v2_bearer_rps", k)? / r.best("v2_basic_rps", k)?)
+    });
+    Ok(())
+}
+
+/// Figure 8: manifest GETs while uploads trickle (not run with `--s3`:
+/// a thousand open uploads on one Garage node measure Garage).
+fn figure8(
+    rt: &tokio::runtime::Runtime,
+    setup: &Setup,
+    p: &Params,
+    tls: &Option<std::sync::Arc<rustls::ClientConfig>>,
+    report: &mut Report,
+) -> Res<()> {
     let what = format!(
         "8 manifest GET while {} uploads trickle at 1 KiB/s",
         p.trickles
@@ -288,7 +332,7 @@ pub fn run_all(
                 "figure 8: manifest GET during trickling uploads",
             );
             let mut server = Server::start(kind, Mode::Plain, setup)?;
-            let t = target(&server, setup, &tls);
+            let t = target(&server, setup, tls);
             rt.block_on(bounded(
                 "push a small image",
                 Duration::from_secs(120),
@@ -321,12 +365,5 @@ pub fn run_all(
     }
     report.figures.extend([p50, p99, max]);
     report.notes.extend(notes);
-    report.notes.push(
-        "figures 1-4: TLS with Basic logins for both (regproxy caches the bcrypt check, \
-         Distribution runs bcrypt, cost 5, on every request); 5: wrk -t2 over TLS, HTTP/1.1 keep-alive; \
-         6 and 8: plain HTTP without logins; 7: skopeo over TLS with the CA and --creds \
-         (regproxy: token service; Distribution: Basic)"
-            .into(),
-    );
     Ok(())
 }
