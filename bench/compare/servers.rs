@@ -338,8 +338,12 @@ fn start_distribution(mode: Mode, setup: &Setup, data: tempfile::TempDir) -> Res
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
+        // Its config is the file alone: no REGISTRY_* overrides, and no
+        // AWS_* settings for its S3 driver (an AWS_CA_BUNDLE makes the AWS
+        // SDK of Distribution 2.8 panic at start on a plain-HTTP endpoint).
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("REGISTRY_") {
+            let k = key.to_string_lossy();
+            if k.starts_with("REGISTRY_") || k.starts_with("AWS_") {
                 cmd.env_remove(key);
             }
         }

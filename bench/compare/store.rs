@@ -55,11 +55,14 @@ impl S3Store {
     }
 
     /// Distribution's `storage:` block, with the in-memory blob
-    /// descriptor cache and deletes as in filesystem mode.
+    /// descriptor cache and deletes as in filesystem mode, and blob GETs
+    /// answered by Distribution itself (by default it redirects them to
+    /// the store with a presigned URL; regproxy serves them itself too).
     pub fn distribution_yaml(&self, bucket: &str) -> String {
         format!(
             "storage:\n  cache:\n    blobdescriptor: inmemory\n  delete:\n    enabled: true\n  \
              maintenance:\n    uploadpurging:\n      enabled: false\n  \
+             redirect:\n    disable: true\n  \
              s3:\n    accesskey: {key}\n    secretkey: {secret}\n    region: garage\n    \
              regionendpoint: {endpoint}\n    bucket: {bucket}\n    secure: false\n    \
              v4auth: true\n    rootdirectory: /\n",
