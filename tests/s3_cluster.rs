@@ -131,8 +131,16 @@ fn one_node_of_three_down_changes_nothing_two_down_is_a_quick_503() {
     let (cfg_d, cfg_b) = &v3.blobs[0];
     let attempts: Vec<(&str, String, Option<Vec<u8>>)> = vec![
         ("GET", format!("{url}/v2/{REPO}/manifests/v1"), None),
-        ("GET", format!("{url}/v2/{REPO}/blobs/{}", v1.blobs[1].0), None),
-        ("HEAD", format!("{url}/v2/{REPO}/blobs/{}", v1.blobs[1].0), None),
+        (
+            "GET",
+            format!("{url}/v2/{REPO}/blobs/{}", v1.blobs[1].0),
+            None,
+        ),
+        (
+            "HEAD",
+            format!("{url}/v2/{REPO}/blobs/{}", v1.blobs[1].0),
+            None,
+        ),
         ("GET", format!("{url}/v2/{REPO}/tags/list"), None),
         (
             "POST",
@@ -148,19 +156,22 @@ fn one_node_of_three_down_changes_nothing_two_down_is_a_quick_503() {
     ];
     for (method, u, body) in attempts {
         let started = Instant::now();
-        let r = http_request(
-            method,
-            &u,
-            &[("Content-Type", RAW_MANIFEST)],
-            body,
-        );
+        let r = http_request(method, &u, &[("Content-Type", RAW_MANIFEST)], body);
         let took = started.elapsed();
-        assert_eq!(r.status, 503, "{method} {u} with two nodes down: {}", r.text());
+        assert_eq!(
+            r.status,
+            503,
+            "{method} {u} with two nodes down: {}",
+            r.text()
+        );
         if method != "HEAD" {
             let e = &r.json()["errors"][0];
             assert_eq!(e["code"], "UNAVAILABLE", "{method} {u}: {}", r.text());
             assert!(
-                e["message"].as_str().unwrap_or_default().contains("retry later"),
+                e["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("retry later"),
                 "{method} {u}: {}",
                 r.text()
             );

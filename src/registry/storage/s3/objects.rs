@@ -184,7 +184,8 @@ mod tests {
             Server returned non-2xx status code: 503 Service Unavailable: <Error><Code>ServiceUnavailable</Code>\
             <Message>Internal error: Could not reach quorum of 2. [\"Network error: Not connected: dcbc\"]</Message></Error>";
         assert!(hint_for(garage).starts_with("the store answered but cannot serve"));
-        let refused = "S3 bucket b at http://127.0.0.1:1: Generic S3 error: error sending request: \
+        let refused =
+            "S3 bucket b at http://127.0.0.1:1: Generic S3 error: error sending request: \
             client error (Connect): tcp connect error: Connection refused";
         assert!(hint_for(refused).starts_with("the store did not answer"));
         // A digest that happens to hold "503" is not a 503.
