@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::s3::{raw_store, s3_at, s3_key, s3_target, s3_under, BUCKET};
 use common::Garage;
 use futures_util::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -22,52 +23,13 @@ use regproxy::oci::digest::{Algorithm, Digest};
 use regproxy::oci::names::{RepoName, Tag, UploadId};
 use regproxy::registry::gc::GcOptions;
 use regproxy::registry::storage::fs::FsStorage;
-use regproxy::registry::storage::s3::{S3Key, S3Storage, S3Target};
+use regproxy::registry::storage::s3::{S3Key, S3Storage};
 use regproxy::registry::storage::{ByteRange, ByteStream, Storage, StorageError};
 use regproxy::registry::Registry;
 
-const BUCKET: &str = "registry";
-
-fn target(g: &Garage, endpoint: &str, bucket: &str, prefix: &str) -> S3Target {
-    let _ = g;
-    S3Target {
-        endpoint: endpoint.to_string(),
-        region: "garage".into(),
-        bucket: bucket.into(),
-        prefix: prefix.into(),
-        path_style: true,
-        redirect_endpoint: None,
-    }
-}
-
-fn key(g: &Garage) -> S3Key {
-    S3Key {
-        access_key_id: g.key_id.clone(),
-        secret_access_key: g.secret.clone(),
-        session_token: None,
-    }
-}
-
-fn s3(g: &Garage, prefix: &str) -> S3Storage {
-    S3Storage::open(&target(g, &g.endpoint, BUCKET, prefix), key(g)).expect("open S3 storage")
-}
-
-/// The bucket without regproxy in between.
-fn raw(g: &Garage) -> object_store::aws::AmazonS3 {
-    object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(&g.endpoint)
-        .with_region("garage")
-        .with_bucket_name(BUCKET)
-        .with_access_key_id(&g.key_id)
-        .with_secret_access_key(&g.secret)
-        .with_allow_http(true)
-        .build()
-        .unwrap()
-}
-
 /// Every key in the bucket under `prefix/`, relative to it.
 async fn bucket_keys(g: &Garage, prefix: &str) -> BTreeSet<String> {
-    let store = raw(g);
+    let store = raw_store(g);
     let p = object_store::path::Path::from(prefix);
     let metas: Vec<object_store::ObjectMeta> = store.list(Some(&p)).try_collect().await.unwrap();
     metas
@@ -152,7 +114,7 @@ async fn push_sample(s: &dyn Storage) -> (Digest, Digest) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trips_listing_and_deletes_under_the_filesystem_keys() {
     let g = Garage::start(BUCKET);
-    let s = s3(&g, "reg/prod");
+    let s = s3_under(&g, "reg/prod");
     s.probe().await.unwrap();
     let (ld, md) = push_sample(&s).await;
     let r = repo("team/app");
@@ -227,8 +189,8 @@ async fn round_trips_listing_and_deletes_under_the_filesystem_keys() {
 async fn an_upload_moves_between_instances_and_a_bad_digest_leaves_no_blob() {
     let g = Garage::start(BUCKET);
     // Two instances: nothing shared but the bucket.
-    let a = s3(&g, "");
-    let b = s3(&g, "");
+    let a = s3_at(&g, &g.endpoint);
+    let b = s3_at(&g, &g.endpoint);
     let r = repo("team/big");
     // Over one part (5 MiB), so the chunk is a multipart object.
     let first = pattern(6 << 20, 1);
@@ -312,7 +274,7 @@ async fn an_upload_moves_between_instances_and_a_bad_digest_leaves_no_blob() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunk_rewritten_in_the_bucket_is_never_committed_under_the_old_hash() {
     let g = Garage::start(BUCKET);
-    let (a, b) = (s3(&g, ""), s3(&g, ""));
+    let (a, b) = (s3_at(&g, &g.endpoint), s3_at(&g, &g.endpoint));
     let r = repo("team/race");
     // One small chunk (server-side copy before the fix) and a multipart one.
     for len in [4 << 10, 6 << 20] {
@@ -336,7 +298,7 @@ async fn a_chunk_rewritten_in_the_bucket_is_never_committed_under_the_old_hash()
             .collect();
         assert_eq!(data.len(), 1, "{data:?}");
         let key = format!("docker/registry/v2/repositories/team/race/{}", data[0]);
-        raw(&g)
+        raw_store(&g)
             .put(&object_store::path::Path::from(key), Bytes::from(y).into())
             .await
             .unwrap();
@@ -354,7 +316,7 @@ async fn a_chunk_rewritten_in_the_bucket_is_never_committed_under_the_old_hash()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aborted_body_keeps_nothing_and_leaves_no_multipart_upload() {
     let g = Garage::start(BUCKET);
-    let s = s3(&g, "");
+    let s = s3_at(&g, &g.endpoint);
     let r = repo("team/abort");
     let id = UploadId::new();
     s.upload_create(&r, id).await.unwrap();
@@ -399,7 +361,7 @@ async fn a_store_that_is_down_or_refuses_is_unavailable_quickly_with_a_hint() {
     let mut g = Garage::start(BUCKET);
     // Refused key.
     let bad = S3Storage::open(
-        &target(&g, &g.endpoint, BUCKET, ""),
+        &s3_target(&g.endpoint, BUCKET, ""),
         S3Key {
             access_key_id: g.key_id.clone(),
             secret_access_key: "0".repeat(64),
@@ -411,11 +373,12 @@ async fn a_store_that_is_down_or_refuses_is_unavailable_quickly_with_a_hint() {
     assert!(e.contains("hint: the store refused the key"), "{e}");
     assert!(!e.contains(&g.secret), "{e}");
     // Missing bucket.
-    let missing = S3Storage::open(&target(&g, &g.endpoint, "no-such-bucket", ""), key(&g)).unwrap();
+    let missing =
+        S3Storage::open(&s3_target(&g.endpoint, "no-such-bucket", ""), s3_key(&g)).unwrap();
     let e = missing.probe().await.unwrap_err().to_string();
     assert!(e.contains("hint: the bucket"), "{e}");
     // Endpoint down: every call fails as Unavailable, bounded in time.
-    let s = s3(&g, "");
+    let s = s3_at(&g, &g.endpoint);
     g.kill9();
     let started = Instant::now();
     let e = s.blob_size(&Digest::sha256_of(b"x")).await.unwrap_err();
@@ -431,8 +394,8 @@ async fn a_store_that_is_down_or_refuses_is_unavailable_quickly_with_a_hint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_collections_on_one_bucket_one_sweeps_the_other_steps_back() {
     let g = Garage::start(BUCKET);
-    let a = Registry::new(Arc::new(s3(&g, "")));
-    let b = Registry::new(Arc::new(s3(&g, "")));
+    let a = Registry::new(Arc::new(s3_at(&g, &g.endpoint)));
+    let b = Registry::new(Arc::new(s3_at(&g, &g.endpoint)));
     // Garbage: a blob no manifest needs.
     let junk = Bytes::from_static(b"unreferenced");
     let jd = Digest::sha256_of(&junk);

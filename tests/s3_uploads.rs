@@ -15,48 +15,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::s3::{raw_store as raw, s3_at, BUCKET};
 use common::Garage;
 use futures_util::TryStreamExt;
 use object_store::ObjectStore;
 use regproxy::oci::digest::{Algorithm, Digest};
 use regproxy::oci::names::{RepoName, UploadId};
-use regproxy::registry::storage::s3::{S3Key, S3Storage, S3Target};
+use regproxy::registry::storage::s3::S3Storage;
 use regproxy::registry::storage::{ByteStream, Storage, StorageError};
 use regproxy::registry::{Registry, RegistryError};
 
-const BUCKET: &str = "registry";
 /// Bounds of the waits for the store to show (or drop) something.
 const POLLS: usize = 200;
 const POLL_EVERY: Duration = Duration::from_millis(100);
 
 fn s3(g: &Garage) -> S3Storage {
-    let target = S3Target {
-        endpoint: g.endpoint.clone(),
-        region: "garage".into(),
-        bucket: BUCKET.into(),
-        prefix: String::new(),
-        path_style: true,
-        redirect_endpoint: None,
-    };
-    let key = S3Key {
-        access_key_id: g.key_id.clone(),
-        secret_access_key: g.secret.clone(),
-        session_token: None,
-    };
-    S3Storage::open(&target, key).expect("open S3 storage")
-}
-
-/// The bucket without regproxy in between, to inspect it.
-fn raw(g: &Garage) -> object_store::aws::AmazonS3 {
-    object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(&g.endpoint)
-        .with_region("garage")
-        .with_bucket_name(BUCKET)
-        .with_access_key_id(&g.key_id)
-        .with_secret_access_key(&g.secret)
-        .with_allow_http(true)
-        .build()
-        .expect("raw S3 client")
+    s3_at(g, &g.endpoint)
 }
 
 fn repo(s: &str) -> RepoName {

@@ -1,4 +1,4 @@
-//! Shared by the S3 race tests: an `S3Storage` reaching Garage directly or
+//! Shared by the S3 tests: an `S3Storage` reaching Garage directly or
 //! through a [`Relay`], a raw `object_store` client on the bucket, relay
 //! rules, and what the collections there run with.
 
@@ -28,25 +28,40 @@ pub const BLOB_LISTING: &str = "prefix=docker%2Fregistry%2Fv2%2Fblobs";
 /// manifests linked since).
 pub const REPOSITORIES_LISTING: &str = "prefix=docker%2Fregistry%2Fv2%2Frepositories";
 
-/// The S3 backend on [`BUCKET`], reaching Garage at `endpoint` (its own,
-/// or a relay in front of it).
-pub fn s3_at(g: &Garage, endpoint: &str) -> S3Storage {
-    let target = S3Target {
+/// Where `bucket` is in Garage at `endpoint` (its own, or a relay in
+/// front of it), keys under `prefix`.
+pub fn s3_target(endpoint: &str, bucket: &str, prefix: &str) -> S3Target {
+    S3Target {
         endpoint: endpoint.to_string(),
         region: "garage".into(),
-        bucket: BUCKET.into(),
-        prefix: String::new(),
+        bucket: bucket.into(),
+        prefix: prefix.into(),
         path_style: true,
         redirect_endpoint: None,
-    };
-    let key = S3Key {
+    }
+}
+
+/// Garage's key for its buckets.
+pub fn s3_key(g: &Garage) -> S3Key {
+    S3Key {
         access_key_id: g.key_id.clone(),
         secret_access_key: g.secret.clone(),
         session_token: None,
-    };
-    S3Storage::open(&target, key).expect("open S3 storage")
+    }
 }
 
+/// The S3 backend on [`BUCKET`], reaching Garage at `endpoint` (its own,
+/// or a relay in front of it).
+pub fn s3_at(g: &Garage, endpoint: &str) -> S3Storage {
+    S3Storage::open(&s3_target(endpoint, BUCKET, ""), s3_key(g)).expect("open S3 storage")
+}
+
+/// The S3 backend on [`BUCKET`] with keys under `prefix`.
+pub fn s3_under(g: &Garage, prefix: &str) -> S3Storage {
+    S3Storage::open(&s3_target(&g.endpoint, BUCKET, prefix), s3_key(g)).expect("open S3 storage")
+}
+
+/// The bucket without regproxy in between.
 pub fn raw_store(g: &Garage) -> object_store::aws::AmazonS3 {
     object_store::aws::AmazonS3Builder::new()
         .with_endpoint(&g.endpoint)
