@@ -16,8 +16,9 @@ use sha2::{Digest as _, Sha256};
 use crate::client::{tls_config, Target};
 use crate::common::run;
 use crate::data::Pool;
+use crate::nginx::Nginx;
 use crate::ops::{bounded, download_verified};
-use crate::servers::{Nginx, Setup, DISTRIBUTION, OPENSSL};
+use crate::servers::{Setup, DISTRIBUTION, OPENSSL};
 use crate::{Ctx, Params, Res};
 
 #[derive(Debug, Clone, Default, Serialize)]

@@ -28,6 +28,7 @@ mod data;
 mod figures;
 mod limits;
 mod load;
+mod nginx;
 mod ops;
 mod profile;
 mod report;
