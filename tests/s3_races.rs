@@ -62,63 +62,6 @@ async fn a_tag_moved_through_one_instance_survives_a_manifest_delete_through_ano
     );
 }
 
-/// A `regproxy serve` on the bucket (instance B), and an image pushed
-/// through it then deleted: its layer is garbage, and old. Returns B and
-/// an image that re-uses that layer.
-async fn instance_with_an_old_unreferenced_layer(
-    g: &Garage,
-    dir: &std::path::Path,
-) -> (common::Regproxy, common::RawImage) {
-    let creds = g.credentials_file(dir);
-    let yaml = format!(
-        "tls:\n  enabled: false\nauth:\n  enabled: false\n{}",
-        g.storage_yaml(BUCKET, "", &creds)
-    );
-    let config = common::write_config(dir, &yaml);
-    let b = common::Regproxy::start_with_args(&[
-        "serve",
-        "--config",
-        common::path_str(&config),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ]);
-    let layer = common::random_bytes(5000);
-    let first = common::RawImage::new(vec![layer.clone()], None);
-    let second = common::RawImage::new(vec![layer], None);
-    let u = b.url();
-    tokio::task::spawn_blocking(move || {
-        common::push_image(&u, "team/app", Some("v1"), &first);
-        let del = common::http_request(
-            "DELETE",
-            &format!("{u}/v2/team/app/manifests/{}", first.digest),
-            &[],
-            None,
-        );
-        assert_eq!(del.status, 202, "{}", del.text());
-    })
-    .await
-    .unwrap();
-    (b, second)
-}
-
-/// Pushes `img` through `url` (blocking client, off the runtime).
-async fn push(url: &str, img: &common::RawImage) {
-    let (u, i) = (url.to_string(), img.clone());
-    tokio::task::spawn_blocking(move || common::push_image(&u, "team/app", Some("v2"), &i))
-        .await
-        .unwrap();
-}
-
-/// Pulls `img` back whole through `url`.
-async fn pull(url: &str, img: &common::RawImage) {
-    let (u, i) = (url.to_string(), img.clone());
-    tokio::task::spawn_blocking(move || common::pull_and_verify(&u, "team/app", "v2", &i))
-        .await
-        .unwrap();
-}
-
 /// Instance A collects; between its mark and its sweep, a push through
 /// instance B (a real `regproxy serve`) re-uses an old blob nothing
 /// referenced when A marked (its layer link still in the repository, so B

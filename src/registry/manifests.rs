@@ -359,7 +359,6 @@ pub async fn put(
     // of this repository are dropped whether or not every step succeeds.
     let _invalidate = Invalidate(reg, repo);
     storage.write_small_blob(&digest, bytes).await?;
-    storage.link_manifest(repo, &digest).await?;
     // Several instances: a sweep running elsewhere must not take what this
     // manifest needs (before any tag points at it; see `gc::doomed`).
     let needs: Vec<Digest> = std::iter::once(&digest)
@@ -367,7 +366,7 @@ pub async fn put(
         .chain(&refs.children)
         .cloned()
         .collect();
-    super::gc::doomed::wait_out_sweeps(reg, repo, &digest, &needs).await?;
+    super::gc::doomed::link_checked(reg, repo, &digest, needs).await?;
     let subject = match &doc.subject {
         Some(s) => Some(descriptor_digest(s)?),
         None => None,

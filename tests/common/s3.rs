@@ -1,6 +1,7 @@
 //! Shared by the S3 tests: an `S3Storage` reaching Garage directly or
 //! through a [`Relay`], a raw `object_store` client on the bucket, relay
-//! rules, and what the collections there run with.
+//! rules, what the collections there run with, and an instance holding an
+//! old unreferenced layer with pushes and pulls of an image re-using it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,4 +89,61 @@ pub async fn wait_held(relay: &Arc<Relay>) -> bool {
     tokio::task::spawn_blocking(move || r.wait_held(Duration::from_secs(30)))
         .await
         .unwrap()
+}
+
+/// A `regproxy serve` on the bucket (instance B), and an image pushed
+/// through it then deleted: its layer is garbage, and old. Returns B and
+/// an image that re-uses that layer.
+pub async fn instance_with_an_old_unreferenced_layer(
+    g: &Garage,
+    dir: &std::path::Path,
+) -> (super::Regproxy, super::RawImage) {
+    let creds = g.credentials_file(dir);
+    let yaml = format!(
+        "tls:\n  enabled: false\nauth:\n  enabled: false\n{}",
+        g.storage_yaml(BUCKET, "", &creds)
+    );
+    let config = super::write_config(dir, &yaml);
+    let b = super::Regproxy::start_with_args(&[
+        "serve",
+        "--config",
+        super::path_str(&config),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ]);
+    let layer = super::random_bytes(5000);
+    let first = super::RawImage::new(vec![layer.clone()], None);
+    let second = super::RawImage::new(vec![layer], None);
+    let u = b.url();
+    tokio::task::spawn_blocking(move || {
+        super::push_image(&u, "team/app", Some("v1"), &first);
+        let del = super::http_request(
+            "DELETE",
+            &format!("{u}/v2/team/app/manifests/{}", first.digest),
+            &[],
+            None,
+        );
+        assert_eq!(del.status, 202, "{}", del.text());
+    })
+    .await
+    .unwrap();
+    (b, second)
+}
+
+/// Pushes `img` through `url` (blocking client, off the runtime).
+pub async fn push(url: &str, img: &super::RawImage) {
+    let (u, i) = (url.to_string(), img.clone());
+    tokio::task::spawn_blocking(move || super::push_image(&u, "team/app", Some("v2"), &i))
+        .await
+        .unwrap();
+}
+
+/// Pulls `img` back whole through `url`.
+pub async fn pull(url: &str, img: &super::RawImage) {
+    let (u, i) = (url.to_string(), img.clone());
+    tokio::task::spawn_blocking(move || super::pull_and_verify(&u, "team/app", "v2", &i))
+        .await
+        .unwrap();
 }

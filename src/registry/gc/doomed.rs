@@ -27,9 +27,32 @@ use crate::registry::Registry;
 const POLL: Duration = Duration::from_millis(500);
 const POLLS: usize = 120;
 
+/// Links revision `digest` in `repo`, then waits out any sweep that
+/// announced blobs it `needs` ([`wait_out_sweeps`]), in a task of its own:
+/// a client that gives up meanwhile (a proxy's read timeout, Ctrl-C) drops
+/// its request, and must not leave the revision linked unchecked while the
+/// sweep deletes what it needs.
+pub(crate) async fn link_checked(
+    reg: &Registry,
+    repo: &RepoName,
+    digest: &Digest,
+    needs: Vec<Digest>,
+) -> Result<(), RegistryError> {
+    let (reg, repo, digest) = (reg.clone(), repo.clone(), digest.clone());
+    let task = tokio::spawn(async move {
+        reg.storage().link_manifest(&repo, &digest).await?;
+        wait_out_sweeps(&reg, &repo, &digest, &needs).await
+    });
+    task.await.map_err(|e| {
+        StorageError::Unavailable(format!(
+            "linking the manifest stopped: {e}; hint: push it again"
+        ))
+    })?
+}
+
 /// Waits out a sweep that announced blobs `digest` (just linked in
 /// `repo`) needs; unlinks it and refuses it if they are gone after.
-pub(crate) async fn wait_out_sweeps(
+async fn wait_out_sweeps(
     reg: &Registry,
     repo: &RepoName,
     digest: &Digest,

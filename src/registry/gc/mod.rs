@@ -52,9 +52,12 @@ impl Default for GcOptions {
 /// The repository name a blob is reported under when no repository links it.
 const UNLINKED: &str = "(unlinked)";
 
-/// How long the GC lease on shared storage lasts: a collection that dies
-/// blocks others no longer than this.
-pub const LEASE_TTL: Duration = Duration::from_secs(3600);
+/// How long the GC lease on shared storage lasts unless renewed (the
+/// holder renews every third of it): a collection that dies blocks others
+/// no longer than this, nor manifest `PUT`s that need a blob it announced,
+/// which wait at most a minute (`gc::doomed`), so it must stay well below
+/// that.
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
 
 /// State shared by collections: one at a time, and the last report.
 pub struct GcState {

@@ -181,7 +181,9 @@ impl Storage for S3Storage {
         };
         let result = match self.store.get_opts(&key, options).await {
             Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => return self.missing(None).await,
+            Err(e @ object_store::Error::NotFound { .. }) => {
+                return self.missing_after(&e, None).await
+            }
             Err(e) => return Err(self.fail(e)),
         };
         let size = result.meta.size;

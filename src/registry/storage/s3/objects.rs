@@ -22,6 +22,18 @@ impl S3Storage {
         StorageError::Unavailable(format!("{msg}; hint: {hint}"))
     }
 
+    /// Called on a "not found" of a `GET`, whose answer names the cause:
+    /// `NoSuchKey` says the bucket is there, so no listing is needed (a
+    /// `HEAD` of each layer before a push costs one request, not two);
+    /// anything else is judged by [`Self::missing`].
+    pub(super) async fn missing_after<T>(&self, e: &object_store::Error, nothing: T) -> Result<T> {
+        if e.to_string().contains("<Code>NoSuchKey</Code>") {
+            Ok(nothing)
+        } else {
+            self.missing(nothing).await
+        }
+    }
+
     /// Called on a "not found": S3 answers 404 both for a missing key and
     /// for a missing bucket (and a `HEAD` has no body to tell them apart),
     /// so the bucket is listed once to know which. A bucket removed at run
@@ -44,7 +56,7 @@ impl S3Storage {
     pub(super) async fn read(&self, key: &Path) -> Result<Option<Bytes>> {
         match self.store.get(key).await {
             Ok(r) => r.bytes().await.map(Some).map_err(|e| self.fail(e)),
-            Err(object_store::Error::NotFound { .. }) => self.missing(None).await,
+            Err(e @ object_store::Error::NotFound { .. }) => self.missing_after(&e, None).await,
             Err(e) => Err(self.fail(e)),
         }
     }
