@@ -91,20 +91,16 @@ pub async fn wait_held(relay: &Arc<Relay>) -> bool {
         .unwrap()
 }
 
-/// A `regproxy serve` on the bucket (instance B), and an image pushed
-/// through it then deleted: its layer is garbage, and old. Returns B and
-/// an image that re-uses that layer.
-pub async fn instance_with_an_old_unreferenced_layer(
-    g: &Garage,
-    dir: &std::path::Path,
-) -> (super::Regproxy, super::RawImage) {
+/// A `regproxy serve` on the bucket (instance B), reaching Garage at
+/// `endpoint` (its own, or a relay in front of it).
+pub fn serve_on_bucket(g: &Garage, endpoint: &str, dir: &std::path::Path) -> super::Regproxy {
     let creds = g.credentials_file(dir);
     let yaml = format!(
         "tls:\n  enabled: false\nauth:\n  enabled: false\n{}",
-        g.storage_yaml(BUCKET, "", &creds)
+        super::garage::s3_storage_yaml(endpoint, BUCKET, "", &creds)
     );
     let config = super::write_config(dir, &yaml);
-    let b = super::Regproxy::start_with_args(&[
+    super::Regproxy::start_with_args(&[
         "serve",
         "--config",
         super::path_str(&config),
@@ -112,7 +108,17 @@ pub async fn instance_with_an_old_unreferenced_layer(
         "127.0.0.1:0",
         "--admin-listen",
         "127.0.0.1:0",
-    ]);
+    ])
+}
+
+/// A `regproxy serve` on the bucket (instance B), and an image pushed
+/// through it then deleted: its layer is garbage, and old. Returns B and
+/// an image that re-uses that layer.
+pub async fn instance_with_an_old_unreferenced_layer(
+    g: &Garage,
+    dir: &std::path::Path,
+) -> (super::Regproxy, super::RawImage) {
+    let b = serve_on_bucket(g, &g.endpoint, dir);
     let layer = super::random_bytes(5000);
     let first = super::RawImage::new(vec![layer.clone()], None);
     let second = super::RawImage::new(vec![layer], None);
