@@ -358,15 +358,11 @@ pub async fn put(
     // Content first, then the links that make it visible; cached answers
     // of this repository are dropped whether or not every step succeeds.
     let _invalidate = Invalidate(reg, repo);
-    storage.write_small_blob(&digest, bytes).await?;
-    // Several instances: a sweep running elsewhere must not take what this
-    // manifest needs (before any tag points at it; see `gc::doomed`).
-    let needs: Vec<Digest> = std::iter::once(&digest)
-        .chain(&refs.blobs)
-        .chain(&refs.children)
-        .cloned()
-        .collect();
-    super::gc::doomed::link_checked(reg, repo, &digest, needs).await?;
+    storage.write_small_blob(&digest, bytes.clone()).await?;
+    // Several instances: a sweep running elsewhere must not take this
+    // manifest or what it needs (before any tag points at it; see
+    // `gc::doomed`).
+    super::gc::doomed::link_checked(reg, repo, &digest, bytes, refs).await?;
     let subject = match &doc.subject {
         Some(s) => Some(descriptor_digest(s)?),
         None => None,

@@ -63,6 +63,9 @@ pub struct RepoMark {
     pub kept: BTreeSet<Digest>,
     /// Linked manifests nothing keeps (only with `untagged`).
     pub unreached: BTreeSet<Digest>,
+    /// When each unreached revision was linked (the store's time): a link
+    /// written again since (the same manifest pushed again) keeps it.
+    pub linked_at: HashMap<Digest, SystemTime>,
     /// Every blob the kept manifests need, the manifests themselves included.
     pub needed: BTreeSet<Digest>,
     /// The repository's layer links.
@@ -125,6 +128,39 @@ pub async fn close_over(
     Ok(())
 }
 
+/// The manifests the tags of `repo` point at now.
+async fn tagged(storage: &Arc<dyn Storage>, repo: &RepoName) -> Result<BTreeSet<Digest>> {
+    let mut out = BTreeSet::new();
+    for tag in storage.list_tags(repo).await?.unwrap_or_default() {
+        // A tag we cannot read might keep anything: stop.
+        let t = tag.parse().map_err(|e| {
+            StorageError::Corrupt(format!(
+                "tag directory {tag:?} in {repo} is not a valid tag ({e})"
+            ))
+        })?;
+        if let Some(d) = storage.resolve_tag(repo, &t).await? {
+            out.insert(d);
+        }
+    }
+    Ok(out)
+}
+
+/// Keeps what the tags of `m`'s repository reach now (a tag set through
+/// another instance since the mark), right before its untagged manifests
+/// are removed.
+pub async fn tagged_since(
+    storage: &Arc<dyn Storage>,
+    m: &mut RepoMark,
+    needed: &mut BTreeSet<Digest>,
+) -> Result<()> {
+    for d in tagged(storage, &m.repo).await? {
+        if !m.kept.contains(&d) {
+            close_over(storage, &mut m.docs, &d, &mut m.kept, needed).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Marks one repository. `young` is the time after which a revision counts
 /// as just pushed (kept even when untagged).
 pub async fn mark_repo(
@@ -138,17 +174,7 @@ pub async fn mark_repo(
     let linked: BTreeSet<Digest> = revisions.iter().map(|r| r.digest.clone()).collect();
     let mut roots: BTreeSet<Digest> = BTreeSet::new();
     if untagged {
-        for tag in storage.list_tags(&repo).await?.unwrap_or_default() {
-            // A tag we cannot read might keep anything: stop.
-            let t = tag.parse().map_err(|e| {
-                StorageError::Corrupt(format!(
-                    "tag directory {tag:?} in {repo} is not a valid tag ({e})"
-                ))
-            })?;
-            if let Some(d) = storage.resolve_tag(&repo, &t).await? {
-                roots.insert(d);
-            }
-        }
+        roots.extend(tagged(storage, &repo).await?);
         roots.extend(
             revisions
                 .iter()
@@ -186,11 +212,17 @@ pub async fn mark_repo(
             close_over(storage, &mut docs, &d, &mut kept, &mut needed).await?;
         }
     }
-    let unreached = linked.difference(&kept).cloned().collect();
+    let unreached: BTreeSet<Digest> = linked.difference(&kept).cloned().collect();
+    let linked_at = revisions
+        .into_iter()
+        .filter(|r| unreached.contains(&r.digest))
+        .map(|r| (r.digest, r.linked))
+        .collect();
     Ok(RepoMark {
         repo,
         kept,
         unreached,
+        linked_at,
         needed,
         layers,
         docs,
@@ -199,7 +231,9 @@ pub async fn mark_repo(
 
 /// Manifests linked since the mark (through another instance on shared
 /// storage): every revision, in any repository, that the mark did not
-/// keep is kept now with all it needs. Returns how many there were.
+/// keep is kept now with all it needs, except an unreached one (untagged,
+/// about to be removed) whose link was not written again since the mark.
+/// Returns how many there were.
 pub async fn linked_since(
     storage: &Arc<dyn Storage>,
     marks: &mut [RepoMark],
@@ -212,12 +246,14 @@ pub async fn linked_since(
         };
         let (mut docs, mut kept) = (HashMap::new(), BTreeSet::new());
         let mark = marks.iter_mut().find(|m| m.repo == repo);
-        let (docs, kept) = match mark {
-            Some(m) => (&mut m.docs, &mut m.kept),
-            None => (&mut docs, &mut kept),
+        let none = HashMap::new();
+        let (docs, kept, was) = match mark {
+            Some(m) => (&mut m.docs, &mut m.kept, &m.linked_at),
+            None => (&mut docs, &mut kept, &none),
         };
         for r in storage.list_manifests(&repo).await? {
-            if !kept.contains(&r.digest) {
+            let relinked = was.get(&r.digest).is_none_or(|t| *t != r.linked);
+            if !kept.contains(&r.digest) && relinked {
                 close_over(storage, docs, &r.digest, kept, needed).await?;
                 found += 1;
             }

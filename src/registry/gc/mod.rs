@@ -201,32 +201,7 @@ impl Registry {
         }
         let mut report = GcReport::new(options, started);
 
-        // ---- untagged manifests ----
-        for m in &mut marks {
-            for d in std::mem::take(&mut m.unreached) {
-                let removed = if options.dry_run {
-                    true
-                } else {
-                    let held = self.recent.hold().await;
-                    if held.touched_since(&d, since) {
-                        false
-                    } else {
-                        still_ours()?;
-                        self.unlink_revision(&m.repo, &d, &m.docs).await?;
-                        true
-                    }
-                };
-                if removed {
-                    report.repo(m.repo.as_str()).manifests += 1;
-                } else {
-                    // Pushed again while we looked: keep all it needs.
-                    let mut kept = BTreeSet::new();
-                    mark::close_over(&storage, &mut m.docs, &d, &mut kept, &mut needed).await?;
-                }
-            }
-        }
-
-        // ---- sweep ----
+        // ---- what goes ----
         let mut links: HashMap<Digest, Vec<RepoName>> = HashMap::new();
         for m in &marks {
             for d in &m.layers {
@@ -244,12 +219,19 @@ impl Registry {
             }
             candidates.push(blob);
         }
-        let others_push = storage.shared() && !options.dry_run && !candidates.is_empty();
+        let untagged: Vec<Digest> = marks.iter().flat_map(|m| m.unreached.clone()).collect();
+        let others_push =
+            storage.shared() && !options.dry_run && !(candidates.is_empty() && untagged.is_empty());
         if let (Some(l), true) = (lease, others_push) {
             // Other instances take pushes meanwhile: first say what is
-            // about to go (a manifest linked from now on waits for this
-            // sweep), then keep what manifests linked since the mark need.
-            let doomed: Vec<Digest> = candidates.iter().map(|b| b.digest.clone()).collect();
+            // about to go, blobs and untagged manifests (a manifest linked
+            // from now on that is or needs one waits for this sweep), then
+            // keep what manifests linked since the mark need.
+            let doomed: Vec<Digest> = candidates
+                .iter()
+                .map(|b| b.digest.clone())
+                .chain(untagged)
+                .collect();
             l.announce(&doomed).await?;
             let late = mark::linked_since(&storage, &mut marks, &mut needed).await?;
             if late > 0 {
@@ -259,6 +241,41 @@ impl Registry {
                 );
             }
         }
+
+        // ---- untagged manifests ----
+        for m in &mut marks {
+            let unreached = std::mem::take(&mut m.unreached);
+            if !options.dry_run && !unreached.is_empty() {
+                // Tagged since the mark (through another instance, before
+                // it could see the announcement): kept.
+                mark::tagged_since(&storage, m, &mut needed).await?;
+            }
+            for d in unreached {
+                let removed = if options.dry_run {
+                    true
+                } else if m.kept.contains(&d) {
+                    false
+                } else {
+                    let held = self.recent.hold().await;
+                    if held.touched_since(&d, since) {
+                        false
+                    } else {
+                        still_ours()?;
+                        self.unlink_revision(&m.repo, &d, &m.docs).await?;
+                        true
+                    }
+                };
+                if removed {
+                    report.repo(m.repo.as_str()).manifests += 1;
+                } else {
+                    // Pushed or tagged again while we looked: keep all it needs.
+                    let mut kept = BTreeSet::new();
+                    mark::close_over(&storage, &mut m.docs, &d, &mut kept, &mut needed).await?;
+                }
+            }
+        }
+
+        // ---- sweep ----
         for blob in candidates {
             if needed.contains(&blob.digest) {
                 report.kept_recent += 1;
