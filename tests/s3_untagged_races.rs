@@ -9,9 +9,13 @@ mod common;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use common::s3::*;
 use common::{Garage, Relay};
+use regproxy::oci::digest::Digest;
+use regproxy::oci::names::{RepoName, Tag};
 use regproxy::registry::gc::GcOptions;
+use regproxy::registry::storage::Storage;
 use regproxy::registry::Registry;
 
 /// A collection of untagged manifests that deletes everything unreferenced.
@@ -121,4 +125,64 @@ async fn an_untagged_manifest_tagged_again_through_another_instance_during_a_col
         "B's PUT did not wait for the sweep:\n{}",
         b.logs()
     );
+}
+
+/// The same push, earlier: B's `PUT` links the manifest again before A
+/// announced anything (so B does not wait) and sets the tag only after A
+/// read the tags again (B's tag write held longer in its own relay). A
+/// sees the link written again since its mark and keeps the manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untagged_manifest_linked_again_before_the_announcement_is_kept() {
+    let g = Garage::start(BUCKET);
+    let dir = common::temp_dir("s3-gc-relink-");
+    let to_b = Relay::start(&g.endpoint);
+    let b = serve_on_bucket(&g, &to_b.endpoint, dir.path());
+    let image = untagged_image(&b).await;
+    let relay = Arc::new(Relay::start(&g.endpoint));
+    let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
+    // A has marked (the manifest untagged) when it lists blobs.
+    relay.set_rules(vec![rule("GET ", &[BLOB_LISTING], HOLD)]);
+    to_b.set_rules(vec![rule("PUT ", &["/tags/v1/"], HOLD * 2)]);
+    let collecting = {
+        let a = a.clone();
+        tokio::spawn(async move { a.gc(UNTAGGED).await })
+    };
+    assert!(wait_held(&relay).await, "A's sweep never listed blobs");
+    let put = put_v1(b.url(), &image);
+    let report = collecting.await.unwrap().unwrap();
+    assert_eq!(to_b.matched(), 1, "B's tag write was not held");
+    let put = put.await.unwrap();
+    assert_eq!(put.status, 201, "{}", put.text());
+    assert_eq!(report.manifests_removed(), 0, "{report:?}");
+    v1_pulls(b.url(), &image).await;
+}
+
+/// With `untagged`, a tag set through instance B after A's mark, before
+/// A announced what it removes, and without the manifest linked again:
+/// A's sweep reads the tags again before removing untagged manifests and
+/// keeps the one tagged now, with its tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_tagged_after_the_mark_is_not_removed_as_untagged() {
+    let g = Garage::start(BUCKET);
+    let relay = Arc::new(Relay::start(&g.endpoint));
+    let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
+    let b = s3_at(&g, &g.endpoint);
+    let repo: RepoName = "team/app".parse().unwrap();
+    let tag: Tag = "v1".parse().unwrap();
+    let m = Bytes::from_static(b"{\"schemaVersion\":2}");
+    let d = Digest::sha256_of(&m);
+    b.write_small_blob(&d, m).await.unwrap();
+    b.link_manifest(&repo, &d).await.unwrap();
+    relay.set_rules(vec![rule("GET ", &[BLOB_LISTING], HOLD)]);
+    let collecting = {
+        let a = a.clone();
+        tokio::spawn(async move { a.gc(UNTAGGED).await })
+    };
+    assert!(wait_held(&relay).await, "A's sweep never listed blobs");
+    b.set_tag(&repo, &tag, &d).await.unwrap();
+    let report = collecting.await.unwrap().unwrap();
+    assert_eq!(report.manifests_removed(), 0, "{report:?}");
+    assert_eq!(b.resolve_tag(&repo, &tag).await.unwrap(), Some(d.clone()));
+    assert!(b.manifest_linked(&repo, &d).await.unwrap());
+    assert!(b.blob_size(&d).await.unwrap().is_some());
 }
