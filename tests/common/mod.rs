@@ -68,7 +68,7 @@ pub use rawpush::{
     put_manifest, RawImage, RAW_INDEX, RAW_MANIFEST,
 };
 pub use regproxy::{add_users, serve_config, write_config, Regproxy};
-pub use relay::{Relay, Rule};
+pub use relay::{Relay, Rule, Traffic};
 pub use slapd::*;
 pub use trust::{
     client_bin_dir, printed_fingerprint, printed_login, trust_script, with_wrong_fingerprint,

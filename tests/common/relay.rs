@@ -8,13 +8,15 @@
 //!
 //! Plain HTTP only (the tests' Garage endpoint). Rules can change while it
 //! runs; [`Relay::held`] counts requests being held now, so a test can wait
-//! until the one it wants is in flight. The accept loop and the copy
+//! until the one it wants is in flight. It also counts what passes
+//! ([`Relay::traffic`]: requests by their request line, bytes answered), so
+//! a test can measure what an operation costs in store requests. The accept loop and the copy
 //! threads end when the relay is dropped (checked every 20 ms) or when
 //! either side closes.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,7 +36,38 @@ struct Shared {
     held: AtomicUsize,
     /// Requests held so far (ever).
     matched: AtomicUsize,
+    /// Request lines seen (`PUT /bucket/key?... HTTP/1.1`), in order.
+    requests: Mutex<Vec<String>>,
+    /// Bytes the store answered.
+    bytes_down: AtomicU64,
     stop: AtomicBool,
+}
+
+/// What passed through a relay so far.
+#[derive(Clone, Debug, Default)]
+pub struct Traffic {
+    /// Request lines, in order.
+    pub requests: Vec<String>,
+    /// Bytes the store answered.
+    pub bytes_down: u64,
+}
+
+impl Traffic {
+    /// What passed since `earlier`.
+    pub fn since(&self, earlier: &Traffic) -> Traffic {
+        Traffic {
+            requests: self.requests[earlier.requests.len().min(self.requests.len())..].to_vec(),
+            bytes_down: self.bytes_down - earlier.bytes_down,
+        }
+    }
+
+    /// Requests whose line starts with `method` and contains `part`.
+    pub fn count(&self, method: &str, part: &str) -> usize {
+        self.requests
+            .iter()
+            .filter(|r| r.starts_with(method) && r.contains(part))
+            .count()
+    }
 }
 
 pub struct Relay {
@@ -57,6 +90,8 @@ impl Relay {
             rules: Mutex::default(),
             held: AtomicUsize::new(0),
             matched: AtomicUsize::new(0),
+            requests: Mutex::default(),
+            bytes_down: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let s = shared.clone();
@@ -94,6 +129,14 @@ impl Relay {
         self.shared.matched.load(Ordering::SeqCst)
     }
 
+    /// What passed so far.
+    pub fn traffic(&self) -> Traffic {
+        Traffic {
+            requests: self.shared.requests.lock().unwrap().clone(),
+            bytes_down: self.shared.bytes_down.load(Ordering::SeqCst),
+        }
+    }
+
     /// Waits (up to `limit`) until a request is being held; false if none.
     pub fn wait_held(&self, limit: Duration) -> bool {
         let until = Instant::now() + limit;
@@ -127,6 +170,9 @@ fn pipe(client: TcpStream, server: TcpStream, s: Arc<Shared>) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            if let Some(line) = request_line(&buf[..n]) {
+                up.requests.lock().unwrap().push(line);
+            }
             if let Some(delay) = delay_for(&up, &buf[..n]) {
                 up.held.fetch_add(1, Ordering::SeqCst);
                 up.matched.fetch_add(1, Ordering::SeqCst);
@@ -139,10 +185,30 @@ fn pipe(client: TcpStream, server: TcpStream, s: Arc<Shared>) {
         }
         let _ = s_write.shutdown(Shutdown::Write);
     });
+    let down = s.clone();
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut s_read, &mut c_write);
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match s_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            down.bytes_down.fetch_add(n as u64, Ordering::SeqCst);
+            if c_write.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = c_write.shutdown(Shutdown::Both);
     });
+}
+
+/// The request line a piece starts with, if it starts a request.
+fn request_line(piece: &[u8]) -> Option<String> {
+    let end = piece.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&piece[..end]).ok()?;
+    let method = line.split(' ').next()?;
+    let known = ["GET", "HEAD", "PUT", "POST", "DELETE"].contains(&method);
+    (known && line.ends_with(" HTTP/1.1")).then(|| line.to_string())
 }
 
 /// The delay for a piece of a matching request.

@@ -103,6 +103,14 @@ impl S3Storage {
             keys: Keys::new(&s.prefix),
             place: format!("S3 bucket {} at {}", s.bucket, s.endpoint).into(),
             signer,
+            part_limits: super::part_size::S3_LIMITS,
         })
+    }
+
+    /// Lowers the part limits of multipart objects (tests: a blob whose
+    /// parts would exceed the count without writing 50 GiB).
+    pub fn with_part_limits(mut self, limits: super::PartLimits) -> S3Storage {
+        self.part_limits = limits;
+        self
     }
 }

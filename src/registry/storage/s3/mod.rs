@@ -19,6 +19,7 @@ mod keys;
 mod lease;
 mod listing;
 mod objects;
+mod part_size;
 mod part_writer;
 mod tags;
 mod uploads;
@@ -43,6 +44,7 @@ use client::REDIRECT_LIFETIME;
 pub use client::{S3Key, S3Target};
 use keys::Keys;
 pub use objects::hint_for;
+pub use part_size::PartLimits;
 
 /// The S3 backend.
 #[derive(Clone)]
@@ -53,6 +55,8 @@ pub struct S3Storage {
     place: Arc<str>,
     /// Signs download URLs for the address clients use, if redirects are on.
     signer: Option<Arc<AmazonS3>>,
+    /// What one multipart object may have ([`part_size::S3_LIMITS`]).
+    part_limits: PartLimits,
 }
 
 impl std::fmt::Debug for S3Storage {

@@ -1,7 +1,8 @@
 //! Streaming bytes into one object: a single `PUT` if they fit in one
-//! [`PART`], else a multipart upload with one part in flight while the
-//! next fills (about 2 × [`PART`] of memory, whatever the size), hashed on
-//! the way if asked.
+//! part, else a multipart upload with one part in flight while the next
+//! fills (two parts of memory; their size is [`part_size`]'s), hashed on
+//! the way if asked. A part beyond the store's count limit is refused
+//! with an error saying so, never sent.
 //!
 //! A writer that is dropped before [`PartWriter::complete`] or
 //! [`PartWriter::abort`] (the client went away and hyper dropped the
@@ -13,12 +14,10 @@ use bytes::{Bytes, BytesMut};
 use object_store::path::Path;
 use object_store::{MultipartUpload, ObjectStoreExt, PutPayload};
 
+use super::part_size::{part_size, PartLimits};
 use super::S3Storage;
 use crate::oci::digest::{Digest, Hasher};
 use crate::registry::storage::{Result, StorageError};
-
-/// Bytes per multipart part (S3's minimum for all but the last part).
-pub(super) const PART: usize = 5 << 20;
 
 /// Hashes `bytes` on the blocking pool.
 pub(super) async fn hash_off_reactor(mut h: Hasher, bytes: Bytes) -> Result<Hasher> {
@@ -39,6 +38,11 @@ pub(super) struct PartWriter<'a> {
     hasher: Option<Hasher>,
     /// Bytes pushed so far.
     pub(super) written: u64,
+    /// Bytes sent (or being sent) in parts so far.
+    sent: u64,
+    /// Parts sent (or being sent) so far.
+    parts: usize,
+    limits: PartLimits,
     /// Whether `buf`'s bytes are already hashed (see [`PartWriter::digest`]).
     tail_hashed: bool,
 }
@@ -53,30 +57,48 @@ impl<'a> PartWriter<'a> {
             in_flight: None,
             hasher,
             written: 0,
+            sent: 0,
+            parts: 0,
+            limits: s.part_limits,
             tail_hashed: false,
         }
     }
 
     /// Copies `bytes` into the part being filled, which is one allocation
-    /// of exactly [`PART`] bytes (a buffer grown by doubling would be
-    /// 8 MiB, and a sent part keeps its whole allocation alive until it
-    /// lands); a full part is sent and a fresh one started.
+    /// of exactly the part's size ([`part_size`]; a buffer grown by
+    /// doubling would be 8 MiB for 5, and a sent part keeps its whole
+    /// allocation alive until it lands); a full part is sent and a fresh
+    /// one started.
     pub(super) async fn push(&mut self, mut bytes: &[u8]) -> Result<()> {
         self.written += bytes.len() as u64;
         while !bytes.is_empty() {
-            if self.buf.capacity() < PART {
-                let mut part = BytesMut::with_capacity(PART);
+            let size = part_size(self.limits, self.sent);
+            if self.buf.capacity() < size {
+                let mut part = BytesMut::with_capacity(size);
                 part.extend_from_slice(&self.buf);
                 self.buf = part;
             }
-            let take = (PART - self.buf.len()).min(bytes.len());
+            let take = (size - self.buf.len()).min(bytes.len());
             self.buf.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
-            if self.buf.len() == PART {
+            if self.buf.len() == size {
                 let part = std::mem::take(&mut self.buf).freeze();
                 self.send(part).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Counts a part about to go out; past the store's limit, an error.
+    fn count_part(&mut self) -> Result<()> {
+        if self.parts >= self.limits.max_parts {
+            return Err(StorageError::Io(std::io::Error::other(format!(
+                "{}: {} bytes need more than the {} parts an object may have in the store; \
+                 hint: S3 objects are limited to 5 TiB",
+                self.key, self.written, self.limits.max_parts
+            ))));
+        }
+        self.parts += 1;
         Ok(())
     }
 
@@ -91,6 +113,8 @@ impl<'a> PartWriter<'a> {
     }
 
     async fn send(&mut self, part: Bytes) -> Result<()> {
+        self.count_part()?;
+        self.sent += part.len() as u64;
         if let Some(h) = self.hasher.take() {
             self.hasher = Some(hash_off_reactor(h, part.clone()).await?);
         }
@@ -135,6 +159,10 @@ impl<'a> PartWriter<'a> {
             return Ok((self.written, self.hasher.take()));
         }
         self.land().await?;
+        if !tail.is_empty() {
+            // On error the writer is dropped, which aborts the upload.
+            self.count_part()?;
+        }
         if let Some(u) = self.upload.as_mut() {
             if !tail.is_empty() {
                 u.put_part(PutPayload::from_bytes(tail))
@@ -190,7 +218,10 @@ impl Drop for PartWriter<'_> {
 mod tests {
     use super::*;
 
-    /// The part being filled is one allocation of [`PART`] bytes, not a
+    /// The first parts' size.
+    const PART: usize = 5 << 20;
+
+    /// The part being filled is one allocation of `PART` bytes, not a
     /// buffer grown by doubling (8 MiB for a 5 MiB part, kept alive by
     /// the part in flight): the bench's 8 concurrent uploads on S3 held
     /// 18-21 MiB each instead of about 2 x 5 MiB.
