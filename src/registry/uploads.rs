@@ -33,6 +33,9 @@ const MAX_CACHED_STATES: usize = 4096;
 pub(super) struct UploadState {
     /// sha256 over the first `size` bytes, if known.
     hashed: Option<(u64, Hasher)>,
+    /// The largest size this process saw the upload have: on shared
+    /// storage the next `PATCH` reads only what was stored from there.
+    seen: u64,
 }
 
 #[derive(Default)]
@@ -148,10 +151,16 @@ pub async fn handle(reg: &Registry, repo: &RepoName, id: UploadId, req: Request)
     let state = reg.uploads.entry(id);
     let mut state = state.lock().await;
     let storage = reg.storage();
-    let Some(size) = storage.upload_size(repo, id).await? else {
+    let size = if req.method == Method::PATCH {
+        storage.upload_size_from(repo, id, state.seen).await?
+    } else {
+        storage.upload_size(repo, id).await?
+    };
+    let Some(size) = size else {
         reg.uploads.forget(id);
         return Err(OciError::BlobUploadUnknown.into());
     };
+    state.seen = state.seen.max(size);
     let result = handle_existing(reg, repo, id, &mut state, size, req).await;
     if let Err(RegistryError::Storage(StorageError::UploadUnknown(_))) = &result {
         // Deleted through another instance while this request ran.
@@ -259,6 +268,7 @@ async fn append(
         .upload_append(repo, id, size, hasher, body)
         .await?;
     state.hashed = appended.hasher.map(|h| (appended.size, h));
+    state.seen = state.seen.max(appended.size);
     if let Some(e) = appended.client_error {
         return Err(OciError::BlobUploadInvalid(format!(
             "the request body ended early ({e}); {} bytes are stored, resume from there",

@@ -172,6 +172,20 @@ pub trait Storage: Send + Sync + 'static {
     async fn upload_create(&self, repo: &RepoName, id: UploadId) -> Result<()>;
     /// Bytes received so far; `None` if the upload does not exist.
     async fn upload_size(&self, repo: &RepoName, id: UploadId) -> Result<Option<u64>>;
+    /// Like [`Storage::upload_size`] for the next append, given `known`: a
+    /// size this upload had (this process saw it). A backend may count only
+    /// what was stored from there, so its cost does not grow with the
+    /// upload; it may then answer a size for an upload deleted meanwhile
+    /// (the append finds out, `UploadUnknown`).
+    async fn upload_size_from(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        known: u64,
+    ) -> Result<Option<u64>> {
+        let _ = known;
+        self.upload_size(repo, id).await
+    }
     /// Appends a body at `offset` (the current size), advancing `hasher`
     /// over the stored bytes. The data is durable when this returns.
     async fn upload_append(

@@ -89,12 +89,26 @@ pub(super) fn parse_chunk(dir: &Path, rel: &str, size: u64, at: SystemTime) -> O
     }
 }
 
+/// A key below the upload's folder that sorts after every marker at
+/// `offset` and before every marker after it (`.` sorts after `-`): a LIST
+/// of `chunks/` starting after it sees the markers from `offset + 1` on.
+pub(super) fn markers_after(offset: u64) -> String {
+    format!("chunks/{offset:020}.")
+}
+
 /// The chunk that counts at each offset (first written, then lowest
 /// token), chained from offset 0: the upload's content, in order.
-pub(super) fn counted(mut all: Vec<Chunk>) -> Vec<Chunk> {
-    all.retain(|c| c.size > 0);
+pub(super) fn counted(all: Vec<Chunk>) -> Vec<Chunk> {
+    counted_from(all, 0)
+}
+
+/// [`counted`], chained from `start` (an offset the chain reaches: the
+/// chain below it never changes, as the first chunk at an offset always
+/// counts).
+pub(super) fn counted_from(mut all: Vec<Chunk>, start: u64) -> Vec<Chunk> {
+    all.retain(|c| c.size > 0 && c.offset >= start);
     all.sort_by(|x, y| (x.offset, x.at, &x.token).cmp(&(y.offset, y.at, &y.token)));
-    let mut end = 0;
+    let mut end = start;
     let mut out: Vec<Chunk> = Vec::new();
     for c in all {
         // The first of each offset is the one that counts; later ones at
@@ -170,6 +184,23 @@ mod tests {
         assert!(!taken_alone(&counted, &all, "c"), "not counted");
         let all = vec![a.clone(), late];
         assert!(taken_alone(&super::counted(all.clone()), &all, "a"));
+    }
+
+    #[test]
+    fn a_chain_from_an_offset_and_the_listing_start_key() {
+        let (a, b, c) = (
+            chunk(0, 10, "a", 1),
+            chunk(10, 5, "b", 2),
+            chunk(15, 1, "c", 3),
+        );
+        let all = vec![a, b.clone(), c.clone()];
+        assert_eq!(counted_from(all.clone(), 10), vec![b, c.clone()]);
+        assert_eq!(counted_from(all, 15), vec![c]);
+        let after = markers_after(9);
+        assert!(after.as_str() > marker_name(9, 1, "zz").as_str());
+        assert!(after.as_str() > "chunks/00000000000000000009");
+        assert!(after.as_str() < "chunks/00000000000000000010");
+        assert!(after.as_str() < marker_name(10, 1, "00").as_str());
     }
 
     #[test]

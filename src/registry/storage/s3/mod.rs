@@ -190,6 +190,15 @@ impl Storage for S3Storage {
         Ok(self.upload_state(repo, id).await?.map(|s| s.size))
     }
 
+    async fn upload_size_from(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        known: u64,
+    ) -> Result<Option<u64>> {
+        self.upload_size_from_impl(repo, id, known).await
+    }
+
     async fn upload_append(
         &self,
         repo: &RepoName,

@@ -4,7 +4,7 @@
 //! `hint:` for a failed request.
 
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
@@ -98,9 +98,13 @@ impl S3Storage {
             .await
             .map_err(|e| self.fail(e))?;
         let any = !keys.is_empty();
-        for key in keys {
-            match self.store.delete(&key).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        // In bulk: one request per 1,000 keys, not one per object.
+        let mut gone = self
+            .store
+            .delete_stream(futures_util::stream::iter(keys.into_iter().map(Ok)).boxed());
+        while let Some(r) = gone.next().await {
+            match r {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.fail(e)),
             }
         }

@@ -46,8 +46,6 @@ pub(super) struct UploadState {
     pub(super) size: u64,
     /// The counted chunks, in order.
     chunks: Vec<Chunk>,
-    /// Every chunk marker listed, counted or not.
-    all: Vec<Chunk>,
 }
 
 fn vanished(id: UploadId) -> StorageError {
@@ -91,12 +89,51 @@ impl S3Storage {
         if !started {
             return Ok(None);
         }
-        let chunks = chunks::counted(all.clone());
+        let chunks = chunks::counted(all);
         Ok(Some(UploadState {
             size: chunks.iter().map(|c| c.size).sum(),
             chunks,
-            all,
         }))
+    }
+
+    /// The chunk markers at `from` and after: one LIST of `chunks/`
+    /// starting there, so its cost does not grow with the chunks before.
+    async fn markers_from(&self, dir: &Path, from: u64) -> Result<Vec<Chunk>> {
+        let prefix = chunks::under(dir, "chunks");
+        let listing = match from.checked_sub(1) {
+            None => self.store.list(Some(&prefix)),
+            Some(before) => {
+                let after = chunks::under(dir, &chunks::markers_after(before));
+                self.store.list_with_offset(Some(&prefix), &after)
+            }
+        };
+        let objects: Vec<object_store::ObjectMeta> =
+            futures_util::TryStreamExt::try_collect(listing)
+                .await
+                .map_err(|e| self.fail(e))?;
+        Ok(objects
+            .iter()
+            .filter_map(|m| {
+                let rel = self.keys.relative(m.location.as_ref(), dir)?;
+                chunks::parse_chunk(dir, rel, m.size, m.last_modified.into())
+            })
+            .collect())
+    }
+
+    /// The upload's size counting only the chunks from `known` on (a size
+    /// it had); `None` only if `known` is 0 and the upload is not there.
+    pub(super) async fn upload_size_from_impl(
+        &self,
+        repo: &RepoName,
+        id: UploadId,
+        known: u64,
+    ) -> Result<Option<u64>> {
+        if known == 0 {
+            return Ok(self.upload_state(repo, id).await?.map(|s| s.size));
+        }
+        let dir = self.keys.upload_dir(repo, id);
+        let later = chunks::counted_from(self.markers_from(&dir, known).await?, known);
+        Ok(Some(known + later.iter().map(|c| c.size).sum::<u64>()))
     }
 
     /// Streams `body` into a new chunk at `offset`, hashing as it goes.
@@ -173,16 +210,25 @@ impl S3Storage {
             return Err(e);
         }
         // Does the chunk count? Only now can it be compared with the
-        // chunks other requests completed meanwhile.
-        let Some(state) = self.upload_state(repo, id).await? else {
+        // chunks other requests completed meanwhile. `offset` is a size the
+        // upload had (the caller read it), so the chain below it is fixed
+        // and only the markers from `offset` on are listed: a PATCH costs
+        // the same at the 1000th chunk as at the first.
+        let all = self.markers_from(&dir, offset).await?;
+        if self
+            .size_of(&self.keys.upload_started(repo, id))
+            .await?
+            .is_none()
+        {
             self.drop_objects(&[marker, data]).await;
             return Err(vanished(id));
-        };
-        if !chunks::taken_alone(&state.chunks, &state.all, token) {
+        }
+        let counted = chunks::counted_from(all.clone(), offset);
+        if !chunks::taken_alone(&counted, &all, token) {
             self.drop_objects(&[marker, data]).await;
             return Err(StorageError::OffsetTaken {
                 start: offset,
-                size: state.size,
+                size: offset + counted.iter().map(|c| c.size).sum::<u64>(),
             });
         }
         Ok(Appended {
