@@ -4,7 +4,8 @@
 //! is written in growing parts and commits with the right hash, in one
 //! `PATCH` body and in the final copy; and a chunked push costs each
 //! `PATCH` the same store requests and bytes at its 100th chunk as at its
-//! 10th (counted by a relay between regproxy and Garage).
+//! 10th (counted by a relay between regproxy and Garage); the catalog of
+//! many repositories is listed whole.
 
 mod common;
 
@@ -60,11 +61,18 @@ async fn a_blob_over_the_part_count_at_a_fixed_part_size_commits_and_hashes_righ
         .await
         .unwrap_or_else(|e| panic!("one 60 MiB PATCH body: {e}"));
     assert_eq!(got.size, data.len() as u64);
+    let began = std::time::Instant::now();
     assert_eq!(
         b.upload_commit_verified(&repo, id, &d)
             .await
             .unwrap_or_else(|e| panic!("committing 60 MiB: {e}")),
         None
+    );
+    // A figure for the README (the final PUT's copy rate), not a check.
+    let secs = began.elapsed().as_secs_f64();
+    eprintln!(
+        "commit (read back, hash, write) of 60 MiB: {secs:.2} s, {:.0} MB/s",
+        data.len() as f64 / secs / 1e6
     );
     let r = a.blob_reader(&d, None).await.unwrap().expect("the blob");
     assert_eq!(r.size, data.len() as u64);
@@ -178,4 +186,49 @@ fn a_patch_costs_no_more_at_the_100th_chunk_than_at_the_10th() {
         "the store answered the 100th PATCH with far more bytes than the 10th \
          (listings grow with the chunks): {last:?} vs {tenth:?}"
     );
+}
+
+/// 120 repositories (some nested): the catalog finds every one. The
+/// store requests and the time the walk took are printed (a figure for
+/// the README, not a check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalog_of_many_repositories_is_listed_whole() {
+    let g = Garage::start(BUCKET);
+    let relay = Relay::start(&g.endpoint);
+    let s = s3_at(&g, &relay.endpoint);
+    let raw = common::s3::raw_store(&g);
+    let link = format!("sha256:{}", "ab".repeat(32));
+    let mut want = Vec::new();
+    for i in 0..120 {
+        let name = if i % 3 == 0 {
+            format!("team{}/app{i}", i % 7)
+        } else {
+            format!("repo{i}")
+        };
+        let key = format!(
+            "docker/registry/v2/repositories/{name}/_layers/sha256/{}/link",
+            "ab".repeat(32)
+        );
+        object_store::ObjectStoreExt::put(
+            &raw,
+            &object_store::path::Path::from(key),
+            Bytes::from(link.clone()).into(),
+        )
+        .await
+        .unwrap();
+        want.push(name);
+    }
+    want.sort();
+    let before = relay.traffic();
+    let began = std::time::Instant::now();
+    let got = s.list_repositories().await.unwrap();
+    let took = began.elapsed();
+    let t = relay.traffic().since(&before);
+    eprintln!(
+        "catalog of {} repositories: {} store requests, {:.0} ms",
+        got.len(),
+        t.requests.len(),
+        took.as_secs_f64() * 1e3
+    );
+    assert_eq!(got, want);
 }

@@ -3,11 +3,13 @@
 //! repositories and uploads in progress. Digests are read from the keys
 //! (`<alg>/<hex>/link`), not from each link object, so a listing costs one
 //! paged LIST, not one GET per link. The walk lists one "folder" per
-//! request (delimiter `/`) and is bounded in depth like the filesystem's.
+//! request (delimiter `/`), up to 16 at once, and is bounded in depth like
+//! the filesystem's.
 
 use std::time::SystemTime;
 
-use futures_util::TryStreamExt;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectStore;
 
@@ -16,6 +18,9 @@ use super::S3Storage;
 use crate::oci::digest::Digest;
 use crate::oci::names::{RepoName, UploadId};
 use crate::registry::storage::{BlobInfo, Result, UploadInfo};
+
+/// Folders a walk lists at once.
+const WALK_PARALLEL: usize = 16;
 
 /// What a walk of `repositories/` found.
 pub(super) struct Walk {
@@ -103,20 +108,35 @@ impl S3Storage {
         Ok(tags)
     }
 
-    /// Depth-first walk of `repositories/`, skipping `_` folders the way
-    /// Distribution does; bounded by the name length limit.
+    /// Walk of `repositories/`, skipping `_` folders the way Distribution
+    /// does; bounded by the name length limit. Up to [`WALK_PARALLEL`]
+    /// folders are listed at once (the catalog of a large registry is one
+    /// LIST per folder; one after the other they add up).
     pub(super) async fn walk(&self) -> Result<Walk> {
         let mut out = Walk {
             repositories: Vec::new(),
             with_uploads: Vec::new(),
         };
-        let mut stack = vec![(self.keys.repositories(), String::new(), 0usize)];
+        let mut queue = vec![(self.keys.repositories(), String::new(), 0usize)];
+        let mut running = FuturesUnordered::new();
         let max_depth = crate::oci::names::MAX_NAME_LEN / 2 + 1;
-        while let Some((dir, name, depth)) = stack.pop() {
-            if depth > max_depth {
-                continue;
+        loop {
+            while running.len() < WALK_PARALLEL {
+                let Some((dir, name, depth)) = queue.pop() else {
+                    break;
+                };
+                if depth > max_depth {
+                    continue;
+                }
+                running.push(async move {
+                    let subdirs = self.subdirs(&dir).await;
+                    (dir, name, depth, subdirs)
+                });
             }
-            let subdirs = self.subdirs(&dir).await?;
+            let Some((dir, name, depth, subdirs)) = running.next().await else {
+                break;
+            };
+            let subdirs = subdirs?;
             if !name.is_empty() {
                 if subdirs.iter().any(|d| d == "_manifests" || d == "_layers") {
                     out.repositories.push(name.clone());
@@ -131,7 +151,7 @@ impl S3Storage {
                 } else {
                     format!("{name}/{sub}")
                 };
-                stack.push((dir.clone().join(sub.as_str()), full, depth + 1));
+                queue.push((dir.clone().join(sub.as_str()), full, depth + 1));
             }
         }
         Ok(out)
