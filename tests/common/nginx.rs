@@ -1,7 +1,9 @@
 //! nginx as a round-robin load balancer on 127.0.0.1 in front of several
 //! regproxy instances: plain HTTP, one upstream connection per request (no
 //! keepalive, no sticky sessions), bodies streamed both ways, an instance
-//! that refuses connections taken out of the rotation. One process
+//! that refuses connections taken out of the rotation, the long read and
+//! send timeouts the README's example gives (a final `PUT` copies the
+//! whole layer before it answers). One process
 //! (`master_process off`), stopped by its pid: with a master, a killed
 //! master left its worker running.
 
@@ -45,7 +47,7 @@ impl NginxBalancer {
              proxy_request_buffering off;\n    proxy_buffering off;\n    \
              location / {{\n      proxy_pass http://regproxy;\n      proxy_http_version 1.1;\n      \
              proxy_set_header Host $http_host;\n      proxy_set_header Connection \"\";\n      \
-             proxy_read_timeout 120s;\n      proxy_send_timeout 120s;\n    }}\n  }}\n}}\n"
+             proxy_read_timeout 3600s;\n      proxy_send_timeout 3600s;\n    }}\n  }}\n}}\n"
         );
         std::fs::create_dir_all(dir.path().join("tmp")).expect("create nginx tmp");
         std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
