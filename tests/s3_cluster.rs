@@ -23,18 +23,6 @@ const REPO: &str = "team/app";
 /// nodes up than its quorum).
 const NO_QUORUM_HINT: &str = "hint: the store answered but cannot serve";
 
-fn start_instance(config: &Path) -> Regproxy {
-    Regproxy::start_with_args(&[
-        "serve",
-        "--config",
-        path_str(config),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ])
-}
-
 fn config_via(cluster: &GarageCluster, via: usize, dir: &Path) -> std::path::PathBuf {
     let creds = cluster.credentials_file(dir);
     let yaml = format!(
@@ -72,7 +60,7 @@ fn one_node_of_three_down_changes_nothing_two_down_is_a_quick_503() {
     let dir = temp_dir("s3-cluster-");
     // regproxy talks to node 0; nodes 1 and 2 are the ones killed.
     let config = config_via(&cluster, 0, dir.path());
-    let a = start_instance(&config);
+    let a = serve_loopback(&config);
     let url = a.url();
 
     // 6 MiB: over one multipart part, so the layer is a multipart object.
@@ -118,7 +106,7 @@ fn one_node_of_three_down_changes_nothing_two_down_is_a_quick_503() {
     cluster
         .wait_healthy(3)
         .unwrap_or_else(|e| panic!("after the restart: {e}"));
-    let b = start_instance(&config_via(&cluster, 2, dir.path()));
+    let b = serve_loopback(&config_via(&cluster, 2, dir.path()));
     pull_and_verify(&b.url(), REPO, "v1", &v1);
     pull_and_verify(&b.url(), REPO, "v2", &v2);
     assert_eq!(tags(&b.url()), vec!["v1", "v2"]);

@@ -21,27 +21,12 @@ mod common;
 mod logins;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use common::*;
 
 const BUCKET: &str = "registry";
 const MIB: usize = 1024 * 1024;
-
-/// `serve --config` for one instance: no TLS (nginx or loopback in front),
-/// its own ports, the shared bucket.
-fn start_instance(config: &Path) -> Regproxy {
-    Regproxy::start_with_args(&[
-        "serve",
-        "--config",
-        path_str(config),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ])
-}
 
 fn manifest_digest(url: &str, repo: &str, tag: &str) -> Option<String> {
     let r = http_request(
@@ -63,8 +48,8 @@ fn a_tag_pushed_through_one_instance_is_seen_at_once_through_the_other() {
         garage.storage_yaml(BUCKET, "", &creds)
     );
     let config = write_config(dir.path(), &yaml);
-    let a = start_instance(&config);
-    let b = start_instance(&config);
+    let a = serve_loopback(&config);
+    let b = serve_loopback(&config);
     let (ua, ub) = (a.url(), b.url());
 
     let one = RawImage::random(1, 1000);
@@ -171,8 +156,8 @@ fn docker_push_through_two_instances_survives_one_dying_and_pulls_back_identical
     );
     let config = write_config(dir.path(), &yaml);
     // The first start makes the signing key; the second reads the same file.
-    let a = start_instance(&config);
-    let mut b = start_instance(&config);
+    let a = serve_loopback(&config);
+    let mut b = serve_loopback(&config);
     let upstreams: Vec<SocketAddr> = vec![a.addr(), b.addr()];
     let lb = NginxBalancer::start(lb_port, &upstreams);
     let host = lb.host();
@@ -380,14 +365,14 @@ fn a_bucket_removed_or_denied_at_run_time_answers_unavailable() {
         dir.path(),
         &format!("{base}{}", garage.storage_yaml("doomed", "", &creds)),
     );
-    let a = start_instance(&doomed);
+    let a = serve_loopback(&doomed);
     let sub = dir.path().join("b");
     std::fs::create_dir_all(&sub).unwrap();
     let denied = write_config(
         &sub,
         &format!("{base}{}", garage.storage_yaml(BUCKET, "", &creds)),
     );
-    let b = start_instance(&denied);
+    let b = serve_loopback(&denied);
     let image = RawImage::random(1, 1000);
     for r in [&a, &b] {
         push_image(&r.url(), "team/app", Some("v1"), &image);

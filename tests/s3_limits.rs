@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -85,19 +84,6 @@ async fn a_blob_over_the_part_count_at_a_fixed_part_size_commits_and_hashes_righ
     );
 }
 
-/// `serve --config` for one instance on loopback.
-fn start_instance(config: &Path) -> Regproxy {
-    Regproxy::start_with_args(&[
-        "serve",
-        "--config",
-        path_str(config),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ])
-}
-
 /// What one `PATCH` cost in the store.
 #[derive(Debug, Clone)]
 struct Cost {
@@ -128,7 +114,7 @@ fn a_patch_costs_no_more_at_the_100th_chunk_than_at_the_10th() {
         .replace(&garage.endpoint, &relay.endpoint);
     let yaml = format!("tls:\n  enabled: false\nauth:\n  enabled: false\n{storage}");
     let config = write_config(dir.path(), &yaml);
-    let (a, b) = (start_instance(&config), start_instance(&config));
+    let (a, b) = (serve_loopback(&config), serve_loopback(&config));
     let (ua, ub) = (a.url(), b.url());
 
     let start = http_request(

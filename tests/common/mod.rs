@@ -67,7 +67,7 @@ pub use rawpush::{
     delete_manifest, digest_of, manifest_status, pull_and_verify, push_blob, push_image,
     put_manifest, RawImage, RAW_INDEX, RAW_MANIFEST,
 };
-pub use regproxy::{add_users, serve_config, write_config, Regproxy};
+pub use regproxy::{add_users, serve_config, serve_loopback, write_config, Regproxy};
 pub use relay::{Relay, Rule, Traffic};
 pub use slapd::*;
 pub use trust::{

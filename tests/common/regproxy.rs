@@ -264,7 +264,6 @@ impl Drop for Regproxy {
     }
 }
 
-/// Writes `yaml` to `DIR/proxy.yaml` and returns that path.
 /// Starts `regproxy serve --config CONFIG` on `127.0.0.1:0` with its data
 /// in `data`.
 pub fn serve_config(config: &Path, data: &Path) -> Regproxy {
@@ -279,6 +278,22 @@ pub fn serve_config(config: &Path, data: &Path) -> Regproxy {
     ])
 }
 
+/// Starts `regproxy serve --config CONFIG` with its listener and admin
+/// listener on `127.0.0.1:0` and its storage as the config says (several
+/// instances on one bucket each start this way).
+pub fn serve_loopback(config: &Path) -> Regproxy {
+    Regproxy::start_with_args(&[
+        OsStr::new("serve"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--listen"),
+        OsStr::new("127.0.0.1:0"),
+        OsStr::new("--admin-listen"),
+        OsStr::new("127.0.0.1:0"),
+    ])
+}
+
+/// Writes `yaml` to `DIR/proxy.yaml` and returns that path.
 pub fn write_config(dir: &Path, yaml: &str) -> PathBuf {
     let path = dir.join("proxy.yaml");
     std::fs::write(&path, yaml).expect("write proxy.yaml");

@@ -99,16 +99,7 @@ pub fn serve_on_bucket(g: &Garage, endpoint: &str, dir: &std::path::Path) -> sup
         "tls:\n  enabled: false\nauth:\n  enabled: false\n{}",
         super::garage::s3_storage_yaml(endpoint, BUCKET, "", &creds)
     );
-    let config = super::write_config(dir, &yaml);
-    super::Regproxy::start_with_args(&[
-        "serve",
-        "--config",
-        super::path_str(&config),
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ])
+    super::serve_loopback(&super::write_config(dir, &yaml))
 }
 
 /// A `regproxy serve` on the bucket (instance B), and an image pushed

@@ -66,8 +66,8 @@ fn a_chunked_upload_moves_between_instances_and_survives_the_first_one_killed() 
     );
     let config = write_config(dir.path(), &yaml);
     for proto in PROTOCOLS {
-        let mut a = start_instance(&config);
-        let b = start_instance(&config);
+        let mut a = serve_loopback(&config);
+        let b = serve_loopback(&config);
         let (ua, ub) = (a.url(), b.url());
         let repo = format!("team/chunks-{proto:?}").to_lowercase();
         let data = random_bytes(CHUNKS.iter().sum());
@@ -148,7 +148,7 @@ fn a_chunked_upload_moves_between_instances_and_survives_the_first_one_killed() 
             assert_eq!(r.status, 404, "{method} the committed upload");
         }
         // A instance started afresh sees the same blob.
-        let c = start_instance(&config);
+        let c = serve_loopback(&config);
         let again = http_request_as(
             proto,
             "GET",

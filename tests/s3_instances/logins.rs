@@ -217,7 +217,7 @@ fn a_removed_user_an_old_password_and_a_group_change_bite_on_every_instance() {
     let creds = garage.credentials_file(dir.path());
     let bucket = garage.storage_yaml(BUCKET, "logins", &creds);
     let config = write_config(&shared, &yaml(&shared, &bucket, &["alice", "bob", "carol"]));
-    let instances: Vec<Regproxy> = (0..3).map(|_| start_instance(&config)).collect();
+    let instances: Vec<Regproxy> = (0..3).map(|_| serve_loopback(&config)).collect();
     let urls: Vec<String> = instances.iter().map(Regproxy::url).collect();
 
     // A blob to pull, and each user's Basic login, tokens and refresh
@@ -344,7 +344,7 @@ fn instances_started_at_once_on_an_empty_dir_share_one_token_key() {
                 .map(|_| {
                     s.spawn(|| {
                         barrier.wait();
-                        start_instance(&config)
+                        serve_loopback(&config)
                     })
                 })
                 .collect();
