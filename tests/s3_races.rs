@@ -148,17 +148,12 @@ async fn a_push_during_a_sweep_waits_for_it_and_its_blobs_are_kept() {
 async fn a_push_whose_blob_a_sweep_deletes_meanwhile_is_refused_not_broken() {
     let g = Garage::start(BUCKET);
     let dir = common::temp_dir("s3-gc-refuse-");
-    let (b, second) = instance_with_an_old_unreferenced_layer(&g, dir.path()).await;
-    let (layer, _) = second.blobs[1].clone();
-    let hex = layer.trim_start_matches("sha256:").to_string();
-    let relay = Arc::new(Relay::start(&g.endpoint));
-    let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
-    relay.set_rules(vec![rule("", &["<Delete", &format!("{hex}/data")], HOLD)]);
-    let collecting = {
-        let a = a.clone();
-        tokio::spawn(async move { a.gc(SWEEP).await })
-    };
-    assert!(wait_held(&relay).await, "A never deleted the old layer");
+    let HeldSweep {
+        b,
+        image: second,
+        relay: _relay,
+        collecting,
+    } = sweep_held_at_the_old_layer(&g, dir.path()).await;
     let (u, img) = (b.url(), second.clone());
     let put = tokio::task::spawn_blocking(move || {
         for (d, bytes) in &img.blobs {

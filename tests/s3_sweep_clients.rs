@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use common::s3::*;
 use common::{Garage, Relay};
-use regproxy::registry::Registry;
 
 /// The same push, but the client gives up while B's `PUT` waits for the
 /// sweep (a proxy's read timeout, or Ctrl-C): B must still finish the
@@ -22,17 +21,13 @@ async fn a_push_abandoned_while_it_waits_for_a_sweep_leaves_no_broken_manifest()
     use std::io::Write;
     let g = Garage::start(BUCKET);
     let dir = common::temp_dir("s3-gc-abandon-");
-    let (b, second) = instance_with_an_old_unreferenced_layer(&g, dir.path()).await;
-    let (layer, _) = second.blobs[1].clone();
-    let hex = layer.trim_start_matches("sha256:").to_string();
-    let relay = Arc::new(Relay::start(&g.endpoint));
-    let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
-    relay.set_rules(vec![rule("", &["<Delete", &format!("{hex}/data")], HOLD)]);
-    let collecting = {
-        let a = a.clone();
-        tokio::spawn(async move { a.gc(SWEEP).await })
-    };
-    assert!(wait_held(&relay).await, "A never deleted the old layer");
+    let HeldSweep {
+        b,
+        image: second,
+        relay: _relay,
+        collecting,
+    } = sweep_held_at_the_old_layer(&g, dir.path()).await;
+    let layer = second.blobs[1].0.clone();
     let (u, host, log, img) = (
         b.url(),
         b.host(),

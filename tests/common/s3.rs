@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use regproxy::registry::gc::GcOptions;
+use regproxy::registry::gc::{GcOptions, GcReport};
 use regproxy::registry::storage::s3::{S3Key, S3Storage, S3Target};
+use regproxy::registry::Registry;
 
 use super::{Garage, Relay, Rule};
 
@@ -143,4 +144,36 @@ pub async fn pull(url: &str, img: &super::RawImage) {
     tokio::task::spawn_blocking(move || super::pull_and_verify(&u, "team/app", "v2", &i))
         .await
         .unwrap();
+}
+
+/// What [`sweep_held_at_the_old_layer`] sets up.
+pub struct HeldSweep {
+    /// Instance B, a `regproxy serve` on the bucket.
+    pub b: super::Regproxy,
+    /// An image re-using B's old unreferenced layer (`blobs[1]`).
+    pub image: super::RawImage,
+    /// In front of A's store; holds A's delete of that layer.
+    pub relay: Arc<Relay>,
+    /// A's collection, waiting on the held delete.
+    pub collecting: tokio::task::JoinHandle<regproxy::registry::storage::Result<GcReport>>,
+}
+
+/// Instance B with an old unreferenced layer (see
+/// [`instance_with_an_old_unreferenced_layer`]), and instance A (in
+/// process) collecting through a relay that holds A's delete of that layer:
+/// returns once the delete is held, so the sweep has announced it.
+pub async fn sweep_held_at_the_old_layer(g: &Garage, dir: &std::path::Path) -> HeldSweep {
+    let (b, image) = instance_with_an_old_unreferenced_layer(g, dir).await;
+    let hex = image.blobs[1].0.trim_start_matches("sha256:").to_string();
+    let relay = Arc::new(Relay::start(&g.endpoint));
+    let a = Arc::new(Registry::new(Arc::new(s3_at(g, &relay.endpoint))));
+    relay.set_rules(vec![rule("", &["<Delete", &format!("{hex}/data")], HOLD)]);
+    let collecting = tokio::spawn(async move { a.gc(SWEEP).await });
+    assert!(wait_held(&relay).await, "A never deleted the old layer");
+    HeldSweep {
+        b,
+        image,
+        relay,
+        collecting,
+    }
 }
