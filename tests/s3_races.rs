@@ -19,7 +19,6 @@ use common::{Garage, Relay};
 use regproxy::oci::digest::Digest;
 use regproxy::oci::names::{RepoName, Tag};
 use regproxy::registry::storage::Storage;
-use regproxy::registry::Registry;
 
 /// A tag moved to a new manifest through B while A deletes the manifest it
 /// pointed to (A's delete of the old tag link is slow): the tag survives,
@@ -71,15 +70,13 @@ async fn a_tag_moved_through_one_instance_survives_a_manifest_delete_through_ano
 async fn a_blob_reused_through_another_instance_during_a_collection_is_kept() {
     let g = Garage::start(BUCKET);
     let dir = common::temp_dir("s3-gc-reuse-");
-    let (b, second) = instance_with_an_old_unreferenced_layer(&g, dir.path()).await;
-    let relay = Arc::new(Relay::start(&g.endpoint));
-    let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
-    relay.set_rules(vec![rule("GET ", &[BLOB_LISTING], HOLD)]);
-    let collecting = {
-        let a = a.clone();
-        tokio::spawn(async move { a.gc(SWEEP).await })
-    };
-    assert!(wait_held(&relay).await, "A's sweep never listed blobs");
+    let hold = |_: &common::RawImage| rule("GET ", &[BLOB_LISTING], HOLD);
+    let HeldSweep {
+        b,
+        image: second,
+        relay: _relay,
+        collecting,
+    } = sweep_held(&g, dir.path(), hold, "A's sweep never listed blobs").await;
     // A has marked; B takes a push that re-uses the old layer.
     push(&b.url(), &second).await;
     let report = collecting.await.unwrap().unwrap();
@@ -100,15 +97,13 @@ async fn a_blob_reused_through_another_instance_during_a_collection_is_kept() {
 async fn a_push_during_a_sweep_waits_for_it_and_its_blobs_are_kept() {
     let g = Garage::start(BUCKET);
     let dir = common::temp_dir("s3-gc-wait-");
-    let (b, second) = instance_with_an_old_unreferenced_layer(&g, dir.path()).await;
-    let relay = Arc::new(Relay::start(&g.endpoint));
-    let a = Arc::new(Registry::new(Arc::new(s3_at(&g, &relay.endpoint))));
-    relay.set_rules(vec![rule("GET ", &[BLOB_LISTING], Duration::from_secs(1))]);
-    let collecting = {
-        let a = a.clone();
-        tokio::spawn(async move { a.gc(SWEEP).await })
-    };
-    assert!(wait_held(&relay).await, "A's sweep never listed blobs");
+    let hold = |_: &common::RawImage| rule("GET ", &[BLOB_LISTING], Duration::from_secs(1));
+    let HeldSweep {
+        b,
+        image: second,
+        relay,
+        collecting,
+    } = sweep_held(&g, dir.path(), hold, "A's sweep never listed blobs").await;
     // The next listing of repositories is the look for new manifests,
     // after the announcement.
     relay.set_rules(vec![rule("GET ", &[REPOSITORIES_LISTING], HOLD)]);

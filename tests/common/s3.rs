@@ -160,20 +160,35 @@ pub struct HeldSweep {
 
 /// Instance B with an old unreferenced layer (see
 /// [`instance_with_an_old_unreferenced_layer`]), and instance A (in
-/// process) collecting through a relay that holds A's delete of that layer:
-/// returns once the delete is held, so the sweep has announced it.
-pub async fn sweep_held_at_the_old_layer(g: &Garage, dir: &std::path::Path) -> HeldSweep {
+/// process) collecting through a relay that holds the request `hold`
+/// names (given the image that re-uses the layer): returns once that
+/// request is held (`what` says which, if it never is).
+pub async fn sweep_held(
+    g: &Garage,
+    dir: &std::path::Path,
+    hold: impl FnOnce(&super::RawImage) -> Rule,
+    what: &str,
+) -> HeldSweep {
     let (b, image) = instance_with_an_old_unreferenced_layer(g, dir).await;
-    let hex = image.blobs[1].0.trim_start_matches("sha256:").to_string();
     let relay = Arc::new(Relay::start(&g.endpoint));
     let a = Arc::new(Registry::new(Arc::new(s3_at(g, &relay.endpoint))));
-    relay.set_rules(vec![rule("", &["<Delete", &format!("{hex}/data")], HOLD)]);
+    relay.set_rules(vec![hold(&image)]);
     let collecting = tokio::spawn(async move { a.gc(SWEEP).await });
-    assert!(wait_held(&relay).await, "A never deleted the old layer");
+    assert!(wait_held(&relay).await, "{what}");
     HeldSweep {
         b,
         image,
         relay,
         collecting,
     }
+}
+
+/// [`sweep_held`] at A's delete of the old layer: the sweep has announced
+/// it.
+pub async fn sweep_held_at_the_old_layer(g: &Garage, dir: &std::path::Path) -> HeldSweep {
+    let hold = |image: &super::RawImage| {
+        let hex = image.blobs[1].0.trim_start_matches("sha256:");
+        rule("", &["<Delete", &format!("{hex}/data")], HOLD)
+    };
+    sweep_held(g, dir, hold, "A never deleted the old layer").await
 }
